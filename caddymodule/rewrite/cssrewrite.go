@@ -1,0 +1,481 @@
+package rewrite
+
+import (
+	"bytes"
+	"io"
+	"net/url"
+)
+
+// RewriteCSS appends css to dst with url() and @import references rewritten
+// with m.MapRef(ref, doc) (doc = upstream URL of the stylesheet or of the
+// HTML document for inline styles). Every other byte is copied as it is.
+func RewriteCSS(dst, css []byte, m *Mapper, doc *url.URL) []byte {
+	out := outSink{buf: dst}
+	rm := refMapper{m: m, doc: doc}
+	var l cssLexer
+	l.rewrite(&out, css, true, &rm)
+	return out.buf
+}
+
+// CSSRewriter streams a text/css response. It holds back only a token
+// that a write leaves incomplete (a comment, a string, a url(...) or a
+// look-ahead of a few bytes), so memory is bounded by the largest token.
+type CSSRewriter struct {
+	out  outSink
+	ref  refMapper
+	lex  cssLexer
+	held heldInput
+}
+
+// NewCSSRewriter returns a writer that streams a stylesheet to w, rewriting
+// its references with m.MapRef(ref, doc) where doc is the stylesheet's
+// upstream URL. Close flushes what is held and must be called once.
+func NewCSSRewriter(w io.Writer, m *Mapper, doc *url.URL) *CSSRewriter {
+	return &CSSRewriter{out: newOutSink(w), ref: refMapper{m: m, doc: doc}}
+}
+
+// Write passes on all that p completes before returning, so output keeps
+// pace with input.
+func (r *CSSRewriter) Write(p []byte) (int, error) {
+	if r.out.err != nil {
+		return 0, r.out.err
+	}
+	in := r.held.with(p)
+	n := r.lex.rewrite(&r.out, in, false, &r.ref)
+	r.held.keep(in[n:])
+	r.out.flush()
+	if r.out.err != nil {
+		return 0, r.out.err
+	}
+	return len(p), nil
+}
+
+// Flush reports the first write error. Write leaves nothing complete
+// behind, so there is nothing else to push out; it exists so that callers
+// treat both rewriters alike.
+func (r *CSSRewriter) Flush() error {
+	r.out.flush()
+	return r.out.err
+}
+
+// Close writes out the held token: a stylesheet that ends inside a
+// comment or string ends there for the browser too.
+func (r *CSSRewriter) Close() error {
+	r.lex.rewrite(&r.out, r.held.buf, true, &r.ref)
+	r.held.keep(nil)
+	r.out.flush()
+	return r.out.err
+}
+
+// cssLexer finds the URLs of a stylesheet the way the CSS tokenizer sees
+// them: it skips comments, strings and escapes so that nothing inside them
+// is taken for a url( or @import, and it keeps what it needs to carry on
+// where the previous piece of input stopped.
+type cssLexer struct {
+	prev          byte // the byte before the current input, to tell url( from myurl(
+	importPending bool // after @import: the next string, if nothing else comes first, is a URL
+}
+
+// rewrite copies src to out with its URLs mapped and returns how much of
+// src it consumed: all of it at eof, else up to a token more input could
+// still change.
+func (l *cssLexer) rewrite(out *outSink, src []byte, eof bool, rm *refMapper) int {
+	done, p := 0, 0
+	for {
+		start, end, next := l.next(src, p, eof)
+		if start < 0 {
+			out.emit(src[done:next])
+			return next
+		}
+		out.emit(src[done:start])
+		out.buf = rm.appendRef(out.buf, src[start:end])
+		done, p = end, next
+	}
+}
+
+// cssSpecial marks the bytes where a token that matters may start.
+var cssSpecial = [256]bool{'"': true, '\'': true, '/': true, '\\': true, 'u': true, 'U': true, '@': true}
+
+// next returns the span of the next URL at or after src[i] and where to
+// carry on after it. Without one, start is -1 and next is where the final
+// part of src ends: len(src), or the start of a token that more input
+// could still change.
+func (l *cssLexer) next(src []byte, i int, eof bool) (start, end, next int) {
+	for i < len(src) {
+		c := src[i]
+		if l.importPending {
+			if isSpace(c) {
+				i++
+				continue
+			}
+			if c != '/' && c != '"' && c != '\'' {
+				l.importPending = false
+			}
+		} else if !cssSpecial[c] {
+			i++
+			continue
+		}
+		var m match
+		start, end, next, m = l.token(src, i, eof)
+		switch m {
+		case matchYes:
+			return start, end, next
+		case matchMore:
+			return l.hold(src, i)
+		}
+		i = next
+	}
+	return l.hold(src, len(src))
+}
+
+func (l *cssLexer) hold(src []byte, k int) (start, end, next int) {
+	if k > 0 {
+		l.prev = src[k-1]
+	}
+	return -1, -1, k
+}
+
+// token lexes the token at src[i]: a URL (matchYes), something to skip up
+// to next (matchNo), or one that needs more input (matchMore).
+func (l *cssLexer) token(src []byte, i int, eof bool) (start, end, next int, m match) {
+	switch src[i] {
+	case '"', '\'':
+		end, next, m = cssString(src, i, eof)
+		if m == matchMore {
+			return 0, 0, 0, m
+		}
+		if !l.importPending {
+			m = matchNo
+		}
+		l.importPending = false
+		return i + 1, end, next, m
+	case '/':
+		next, m = l.comment(src, i, eof)
+		return 0, 0, next, m
+	case '\\':
+		next, m = escapedName(src, i, eof)
+		return 0, 0, next, m
+	case '@':
+		next, m = l.atImport(src, i, eof)
+		return 0, 0, next, m
+	case 'u', 'U':
+		return l.url(src, i, eof)
+	}
+	return 0, 0, i + 1, matchNo
+}
+
+// escapedName skips the name that the escape at src[i] is part of, so
+// that a "url(" ending it (\"url() is not taken for a URL.
+func escapedName(src []byte, i int, eof bool) (int, match) {
+	for i < len(src) {
+		switch {
+		case src[i] == '\\' && i+1 < len(src):
+			i += 2
+		case src[i] == '\\' || isIdentByte(src[i]):
+			i++
+		default:
+			return i, matchNo
+		}
+	}
+	return eofOr(len(src), eof)
+}
+
+func (l *cssLexer) comment(src []byte, i int, eof bool) (int, match) {
+	if i+1 == len(src) {
+		return eofOr(len(src), eof)
+	}
+	if src[i+1] != '*' {
+		l.importPending = false
+		return i + 1, matchNo
+	}
+	j := bytes.Index(src[i+2:], commentClose)
+	if j < 0 {
+		return eofOr(len(src), eof)
+	}
+	return i + 2 + j + len(commentClose), matchNo
+}
+
+var commentClose = []byte("*/")
+
+// eofOr is what a token cut off at the end of the input amounts to: the
+// rest of the input at eof, else a request for more.
+func eofOr(n int, eof bool) (int, match) {
+	if eof {
+		return n, matchNo
+	}
+	return 0, matchMore
+}
+
+func (l *cssLexer) atImport(src []byte, i int, eof bool) (int, match) {
+	switch lookPrefix(src[i:], "@import", true) {
+	case matchNo:
+		return i + 1, matchNo
+	case matchMore:
+		return eofOr(len(src), eof)
+	}
+	k := i + len("@import")
+	if k == len(src) && !eof {
+		return 0, matchMore
+	}
+	if k < len(src) && isIdentByte(src[k]) {
+		return i + 1, matchNo // @imports, @import-x: another at-rule
+	}
+	l.importPending = true
+	return k, matchNo
+}
+
+func (l *cssLexer) url(src []byte, i int, eof bool) (start, end, next int, m match) {
+	before := l.prev
+	if i > 0 {
+		before = src[i-1]
+	}
+	if isIdentByte(before) {
+		return 0, 0, i + 1, matchNo // the tail of a longer name: myurl(
+	}
+	switch lookPrefix(src[i:], "url(", true) {
+	case matchNo:
+		return 0, 0, i + 1, matchNo
+	case matchMore:
+		next, m = eofOr(len(src), eof)
+		return 0, 0, next, m
+	}
+	p := skipSpaces(src, i+len("url("))
+	if p == len(src) {
+		next, m = eofOr(len(src), eof)
+		return 0, 0, next, m
+	}
+	if q := src[p]; q == '"' || q == '\'' {
+		end, next, m = cssString(src, p, eof)
+		return p + 1, end, next, m
+	}
+	return unquotedURL(src, p, eof)
+}
+
+// cssString lexes the string that starts with the quote at src[i]. m is
+// matchYes for a string that can be rewritten as it is: terminated (by its
+// quote or the end of the stylesheet) and free of escapes, which are left
+// alone rather than decoded and re-encoded.
+func cssString(src []byte, i int, eof bool) (end, next int, m match) {
+	q := src[i]
+	m = matchYes
+	for j := i + 1; j < len(src); j++ {
+		switch src[j] {
+		case q:
+			return j, j + 1, m
+		case '\\':
+			m = matchNo
+			j++
+		case '\n', '\r', '\f':
+			return j, j, matchNo // a bad string, which browsers drop
+		}
+	}
+	if !eof {
+		return 0, 0, matchMore
+	}
+	return len(src), len(src), m
+}
+
+// unquotedURL lexes the argument of url( that starts at src[p] up to its
+// ")". m is matchNo for a bad url (white space inside, quotes, "(",
+// control characters), which browsers drop, and for escapes.
+func unquotedURL(src []byte, p int, eof bool) (start, end, next int, m match) {
+	end, m = -1, matchYes
+	for j := p; j < len(src); j++ {
+		switch c := src[j]; {
+		case c == ')':
+			if end < 0 {
+				end = j
+			}
+			return p, end, j + 1, m
+		case isSpace(c):
+			if end < 0 {
+				end = j
+			}
+		case c == '\\':
+			m = matchNo
+			j++
+		case end >= 0 || c == '"' || c == '\'' || c == '(' || c < ' ' || c == 0x7f:
+			m = matchNo
+		}
+	}
+	if !eof {
+		return 0, 0, 0, matchMore
+	}
+	if end < 0 {
+		end = len(src)
+	}
+	return p, end, len(src), m
+}
+
+// isIdentByte reports whether c continues a CSS name (escapes aside).
+func isIdentByte(c byte) bool {
+	return isASCIIAlpha(c) || '0' <= c && c <= '9' || c == '-' || c == '_' || c >= 0x80
+}
+
+// refMapper applies a Mapper to the references of one document, whose
+// base URL can change while it is read (<base href>).
+type refMapper struct {
+	m       *Mapper
+	doc     *url.URL
+	absOnly bool     // the base is on another origin: only absolute URLs can still point at the app
+	dec     charRefs // scratch for attribute text with character references
+}
+
+// appendRef appends to dst the mapped form of ref, or ref itself.
+func (rm *refMapper) appendRef(dst, ref []byte) []byte {
+	if mapped, ok := rm.mapRef(ref); ok {
+		return append(dst, mapped...)
+	}
+	return append(dst, ref...)
+}
+
+// mapRef is MapRef behind a test that passes over, without converting
+// them to strings, the references MapRef would leave alone anyway:
+// relative ones without "..", fragments, other schemes. They are most of
+// a page's references.
+func (rm *refMapper) mapRef(ref []byte) (string, bool) {
+	if !rm.mayMap(ref) {
+		return "", false
+	}
+	return rm.m.MapRef(string(ref), rm.doc)
+}
+
+func (rm *refMapper) mayMap(ref []byte) bool {
+	ref = ref[skipSpaces(ref, 0):]
+	switch {
+	case len(ref) == 0:
+		return false
+	case isSlash(ref[0]):
+		return !rm.absOnly || len(ref) > 1 && isSlash(ref[1])
+	case len(ref) > len(rm.m.scheme) && ref[len(rm.m.scheme)] == ':' && foldEq(ref[:len(rm.m.scheme)], rm.m.scheme):
+		return true
+	}
+	// "%2" may spell a dot of a ".." segment ("%2e").
+	return !rm.absOnly && (bytes.Contains(ref, dotDot) || bytes.Contains(ref, pct2))
+}
+
+var (
+	dotDot = []byte("..")
+	pct2   = []byte("%2")
+)
+
+// outSink collects output and passes it on in large writes; with no
+// writer it only appends to buf.
+type outSink struct {
+	w   io.Writer
+	buf []byte
+	err error
+}
+
+// sinkSize bounds what a sink holds before writing it out.
+const sinkSize = 32 << 10
+
+func newOutSink(w io.Writer) outSink {
+	return outSink{w: w, buf: make([]byte, 0, sinkSize)}
+}
+
+// emit adds b to the output. Long runs of unchanged input go to the writer
+// directly, uncopied.
+func (s *outSink) emit(b []byte) {
+	if s.w != nil && len(s.buf)+len(b) > sinkSize {
+		s.flush()
+		if len(b) > sinkSize {
+			s.write(b)
+			return
+		}
+	}
+	s.buf = append(s.buf, b...)
+}
+
+func (s *outSink) flush() {
+	if len(s.buf) > 0 {
+		s.write(s.buf)
+		s.buf = s.buf[:0]
+	}
+}
+
+func (s *outSink) write(b []byte) {
+	if s.err == nil {
+		_, s.err = s.w.Write(b)
+	}
+}
+
+// heldInput is the input a streaming rewriter has not consumed yet: the
+// start of an incomplete token, to be completed by the next write.
+type heldInput struct {
+	buf []byte
+}
+
+// with returns the input to process next: p, after what is held.
+func (h *heldInput) with(p []byte) []byte {
+	if len(h.buf) == 0 {
+		return p
+	}
+	h.buf = append(h.buf, p...)
+	return h.buf
+}
+
+// keep holds rest, which may alias the held buffer.
+func (h *heldInput) keep(rest []byte) {
+	h.buf = append(h.buf[:0], rest...)
+}
+
+// match is the answer of a look-ahead that may need more input to decide.
+type match uint8
+
+const (
+	matchNo match = iota
+	matchYes
+	matchMore
+)
+
+// lookPrefix reports whether b starts with pat (lower-case; ASCII case
+// folded when fold), or cannot tell yet because b is a prefix of pat.
+func lookPrefix(b []byte, pat string, fold bool) match {
+	n := min(len(b), len(pat))
+	for i := 0; i < n; i++ {
+		c := b[i]
+		if fold {
+			c = lowerASCII(c)
+		}
+		if c != pat[i] {
+			return matchNo
+		}
+	}
+	if n < len(pat) {
+		return matchMore
+	}
+	return matchYes
+}
+
+// foldEq reports whether b equals s, a lower-case ASCII string, ignoring
+// ASCII case.
+func foldEq(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(s) {
+		if lowerASCII(b[i]) != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func isASCIIAlpha(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
+
+// skipSpaces returns the index of the first byte at or after i that is not
+// ASCII white space.
+func skipSpaces[T string | []byte](s T, i int) int {
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	return i
+}

@@ -1,0 +1,275 @@
+package rewrite
+
+import (
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+)
+
+// RewriteResponseHeaders applies the contract's header rules in place to the
+// response headers h of the app mapped by m, for the request whose upstream
+// URL is doc.
+//
+// The deleted headers would act on the helpdesk's whole origin once the app
+// is served from it: HSTS, Alt-Svc, NEL, Report-To, Expect-CT and HPKP are
+// remembered per origin; Clear-Site-Data would wipe the helpdesk's storage
+// and sign the agent out; Service-Worker-Allowed would let the app register
+// a worker that controls the helpdesk's pages; Origin-Agent-Cluster changes
+// the agent cluster of every same-origin page. Set-Cookie2 is obsolete and
+// cannot be scoped, so it is dropped rather than let through.
+//
+// X-Frame-Options is removed, and when no enforced policy has its own
+// frame-ancestors, "Content-Security-Policy: frame-ancestors 'self'" is
+// added in its place: an app that refused to be framed keeps refusing
+// every site but the helpdesk.
+//
+// It walks the map once and matches keys by their canonical form rather than
+// looking the canonical names up, so a header stored under a non-canonical
+// key (a hand-built http.Header, a careless middleware) is not missed: the
+// browser reads header names case-insensitively, and so must we.
+func RewriteResponseHeaders(h http.Header, m *Mapper, doc *url.URL, appID string) {
+	sawXFO, framingPolicy := false, false
+	for k, vs := range h {
+		switch ck := textproto.CanonicalMIMEHeaderKey(k); ck {
+		case "X-Frame-Options":
+			// frame-ancestors 'self' below is what allows the helpdesk to
+			// frame the app; XFO would veto it.
+			delete(h, k)
+			sawXFO = true
+		case "Strict-Transport-Security", "Clear-Site-Data", "Service-Worker-Allowed",
+			"Origin-Agent-Cluster", "Alt-Svc", "Nel", "Report-To", "Expect-Ct",
+			"Public-Key-Pins", "Public-Key-Pins-Report-Only", "Set-Cookie2":
+			delete(h, k)
+		case "Content-Security-Policy", "Content-Security-Policy-Report-Only",
+			"X-Content-Security-Policy", "X-Webkit-Csp":
+			for i, v := range vs {
+				r, found := rewriteCSP(v)
+				vs[i] = r
+				framingPolicy = framingPolicy || found && ck == "Content-Security-Policy"
+			}
+		case "Set-Cookie":
+			if kept := scopeSetCookies(vs, m, doc, appID); len(kept) > 0 {
+				h[k] = kept
+			} else {
+				delete(h, k)
+			}
+		case "Location", "Content-Location":
+			for i, v := range vs {
+				vs[i] = MapLocation(v, m, doc)
+			}
+		case "Refresh":
+			for i, v := range vs {
+				if r, ok := MapRefresh(v, m, doc); ok {
+					vs[i] = r
+				}
+			}
+		case "Link":
+			for i, v := range vs {
+				vs[i] = MapLink(v, m, doc)
+			}
+		}
+	}
+	if sawXFO && !framingPolicy {
+		// The app asked not to be framed by other sites. Its pages now
+		// live on the helpdesk's origin, where the agent is signed in, so
+		// keep that promise in the form that lets the helpdesk frame them.
+		h.Add("Content-Security-Policy", "frame-ancestors 'self'")
+	}
+}
+
+// scopeSetCookies filters vs in place, so the common case allocates only the
+// rewritten values.
+func scopeSetCookies(vs []string, m *Mapper, doc *url.URL, appID string) []string {
+	kept := vs[:0]
+	for _, v := range vs {
+		if s, ok := ScopeSetCookie(v, m, doc, appID); ok {
+			kept = append(kept, s)
+		}
+	}
+	clear(vs[len(kept):]) // no stale copies of unscoped cookies left in the backing array
+	return kept
+}
+
+// MapLocation rewrites a Location or Content-Location value: a redirect to
+// the app's own origin or a root-relative path must stay inside the iframe's
+// proxied prefix, while a redirect elsewhere (an SSO provider) is the app's
+// business and is left exactly as sent.
+func MapLocation(v string, m *Mapper, doc *url.URL) string {
+	if r, ok := m.MapRef(v, doc); ok {
+		return r
+	}
+	return v
+}
+
+// RewriteCSP rewrites one Content-Security-Policy(-Report-Only) header value.
+//
+// The browser splits a value into policies on "," and each policy into
+// directives on ";", and so does this; since a directive never spans either
+// separator, one pass over both finds every directive of every policy.
+// Every frame-ancestors directive, including the repeats the browser
+// ignores, gets the value 'self' (the helpdesk's origin, which the app now
+// shares); every other byte is kept, so a policy without frame-ancestors
+// comes back identical, and the common case does not allocate.
+func RewriteCSP(v string) string {
+	r, _ := rewriteCSP(v)
+	return r
+}
+
+// rewriteCSP is RewriteCSP that also reports whether v has a frame-ancestors
+// directive.
+func rewriteCSP(v string) (string, bool) {
+	if !cspHasFrameAncestors(v) {
+		return v, false
+	}
+	var b strings.Builder
+	b.Grow(len(v) + len(" 'self'"))
+	start, found := 0, false
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) && v[i] != ';' && v[i] != ',' {
+			continue
+		}
+		found = cspWriteDirective(&b, v[start:i]) || found
+		if i < len(v) {
+			b.WriteByte(v[i])
+		}
+		start = i + 1
+	}
+	if !found {
+		return v, false // "frame-ancestors" only as a value: nothing to build
+	}
+	return b.String(), true
+}
+
+const cspFrameAncestors = "frame-ancestors"
+
+// cspHasFrameAncestors is the cheap pre-check that lets RewriteCSP return
+// its input untouched for the policies that do not mention framing at all.
+func cspHasFrameAncestors(v string) bool {
+	for i := 0; i+len(cspFrameAncestors) <= len(v); i++ {
+		if v[i]|0x20 == 'f' && asciiFoldEqual(v[i:i+len(cspFrameAncestors)], cspFrameAncestors) {
+			return true
+		}
+	}
+	return false
+}
+
+// cspWriteDirective writes d, one directive with the white space around it,
+// replacing only the value of a frame-ancestors directive. The directive
+// name is compared ASCII case-insensitively, as CSP does: a Unicode fold
+// would also take "frame-ancestorſ", which browsers ignore. It reports
+// whether d was a frame-ancestors directive.
+func cspWriteDirective(b *strings.Builder, d string) bool {
+	lead, core, trail := trimSpace(d)
+	name := core
+	sep := len(core)
+	for i := 0; i < len(core); i++ {
+		if isSpace(core[i]) {
+			name, sep = core[:i], i
+			break
+		}
+	}
+	if !asciiFoldEqual(name, cspFrameAncestors) {
+		b.WriteString(d)
+		return false
+	}
+	b.WriteString(lead)
+	b.WriteString(name)
+	j := sep
+	for j < len(core) && isSpace(core[j]) {
+		j++
+	}
+	if j > sep {
+		b.WriteString(core[sep:j]) // the app's own spacing
+	} else {
+		b.WriteByte(' ')
+	}
+	b.WriteString("'self'")
+	b.WriteString(trail)
+	return true
+}
+
+// asciiFoldEqual reports whether s and t are equal under ASCII case folding
+// only; header grammars are ASCII, and strings.EqualFold's Unicode folding
+// ("K" for K, "ſ" for s) would match names that browsers do not.
+func asciiFoldEqual(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		a, b := s[i], t[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+// MapLink rewrites a Link header value: each link's <URI-reference> goes
+// through m.MapRef, because preload and prefetch links resolved against the
+// helpdesk's origin would fetch the helpdesk's files instead of the app's.
+//
+// The value is scanned as RFC 8288 lays it out, link by link: a "<" counts
+// only where a link starts, and a "," ends a link only outside a quoted
+// parameter, so angle brackets or commas inside title="..." are never taken
+// for a URI. A link that does not start with "<" is skipped up to the next
+// link; an unterminated "<" ends the scan. Everything else is copied as is.
+func MapLink(v string, m *Mapper, doc *url.URL) string {
+	if strings.IndexByte(v, '<') < 0 {
+		return v
+	}
+	var b strings.Builder
+	copied := 0 // v[:copied] is already in b (or unchanged, while b is empty)
+	for i := 0; i < len(v); {
+		for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+			i++
+		}
+		if i < len(v) && v[i] == '<' {
+			n := strings.IndexByte(v[i+1:], '>')
+			if n < 0 {
+				break
+			}
+			uri := v[i+1 : i+1+n]
+			if mapped, ok := m.MapRef(uri, doc); ok {
+				if b.Len() == 0 {
+					b.Grow(len(v) + len(m.Proxied()))
+				}
+				b.WriteString(v[copied : i+1])
+				b.WriteString(mapped)
+				copied = i + 1 + n
+			}
+			i += n + 2
+		}
+		i = linkParamsEnd(v, i) + 1
+	}
+	if copied == 0 {
+		return v
+	}
+	b.WriteString(v[copied:])
+	return b.String()
+}
+
+// linkParamsEnd returns the index of the "," that ends the link whose
+// parameters start at i, or len(v). Quoted strings are skipped whole,
+// backslash escapes included; an unterminated one runs to the end.
+func linkParamsEnd(v string, i int) int {
+	for ; i < len(v); i++ {
+		switch v[i] {
+		case ',':
+			return i
+		case '"':
+			for i++; i < len(v) && v[i] != '"'; i++ {
+				if v[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return len(v)
+}

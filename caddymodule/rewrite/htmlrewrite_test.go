@@ -1,0 +1,459 @@
+package rewrite
+
+import (
+	"bytes"
+	"flag"
+	"html"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+
+// The app of the tests: base path /tools/ upstream, /dashboard-apps/t/ on
+// the helpdesk's site.
+var (
+	testMapper  = NewMapper(mustParse("http://app.internal:8080/tools/"), "/dashboard-apps/t/")
+	testDoc     = mustParse("http://app.internal:8080/tools/index.php")
+	testCSSDoc  = mustParse("http://app.internal:8080/tools/css/app.css")
+	nomatchMap  = NewMapper(mustParse("http://nomatch.invalid/"), "/")
+	prefixedMap = NewMapper(mustParse("http://nomatch.invalid/"), "/~~PFX~~/")
+)
+
+func mustParse(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// rewriteHTML runs in through an HTMLRewriter, written in pieces of the
+// sizes that split returns (all of it at once when split is nil).
+func rewriteHTML(t testing.TB, in string, m *Mapper, doc *url.URL, split func(rest int) int) string {
+	t.Helper()
+	var out bytes.Buffer
+	r := NewHTMLRewriter(&out, m, doc)
+	writeSplit(t, r, []byte(in), split)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+func writeSplit(t testing.TB, w io.Writer, in []byte, split func(rest int) int) {
+	t.Helper()
+	for len(in) > 0 {
+		n := len(in)
+		if split != nil {
+			n = split(len(in))
+		}
+		if _, err := w.Write(in[:n]); err != nil {
+			t.Fatal(err)
+		}
+		in = in[n:]
+	}
+}
+
+func byteAtATime(int) int { return 1 }
+
+func randomSplit(seed uint64) func(int) int {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	return func(rest int) int { return 1 + rng.IntN(min(rest, 64)) }
+}
+
+// checkHTML checks one-shot, byte-at-a-time and randomly split rewriting
+// of in against want.
+func checkHTML(t *testing.T, in, want string) {
+	t.Helper()
+	if got := rewriteHTML(t, in, testMapper, testDoc, nil); got != want {
+		t.Errorf("rewrite(%q)\n got %q\nwant %q", in, got, want)
+	}
+	if got := rewriteHTML(t, in, testMapper, testDoc, byteAtATime); got != want {
+		t.Errorf("rewrite(%q) byte at a time\n got %q\nwant %q", in, got, want)
+	}
+	for seed := range uint64(8) {
+		if got := rewriteHTML(t, in, testMapper, testDoc, randomSplit(seed)); got != want {
+			t.Errorf("rewrite(%q) split with seed %d\n got %q\nwant %q", in, seed, got, want)
+		}
+	}
+}
+
+type rewriteCase struct{ name, in, want string }
+
+func runCases(t *testing.T, cases []rewriteCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := c.want
+			if want == "" {
+				want = c.in
+			}
+			checkHTML(t, c.in, want)
+		})
+	}
+}
+
+func TestHTMLRewriteAttributes(t *testing.T) {
+	runCases(t, []rewriteCase{
+		{"root-relative", `<a href="/tools/x?a=1#f">`, `<a href="/dashboard-apps/t/x?a=1#f">`},
+		{"uppercase and single quotes", `<A HREF='/tools/x'>`, `<A HREF='/dashboard-apps/t/x'>`},
+		{"unquoted", `<a href=/tools/x>t</a>`, `<a href=/dashboard-apps/t/x>t</a>`},
+		{"unquoted slash before >", `<img src=/tools/x/>`, `<img src=/dashboard-apps/t/x/>`},
+		{"spaces around =", "<a href =\n '/tools/x' >", "<a href =\n '/dashboard-apps/t/x' >"},
+		{"white space in value kept", `<a href=" /tools/x ">`, `<a href=" /dashboard-apps/t/x ">`},
+		{"app origin", `<img src="http://app.internal:8080/tools/i.png">`, `<img src="/dashboard-apps/t/i.png">`},
+		{"app origin, other case", `<img src="HTTP://App.Internal:8080/tools/i.png">`, `<img src="/dashboard-apps/t/i.png">`},
+		{"protocol-relative", `<script src="//app.internal:8080/tools/a.js"></script>`, `<script src="/dashboard-apps/t/a.js"></script>`},
+		{"other origin", `<img src="https://cdn.example/tools/x.png"><a href="//cdn.example/tools/">`, ""},
+		{"other scheme, same host", `<a href="https://app.internal:8080/tools/x">`, ""},
+		{"outside the base path", `<a href="/other/x"><a href="/">`, ""},
+		{"base path without slash", `<a href="/tools">`, `<a href="/dashboard-apps/t/">`},
+		{"already proxied", `<a href="/dashboard-apps/t/x">`, ""},
+		{"relative", `<a href="x.php?id=1"><a href="sub/../y"><a href="#top"><a href="?q=1">`, ""},
+		{"relative climbing out of the prefix", `<link rel=stylesheet href="../tools/static/app.css">`,
+			`<link rel=stylesheet href="/dashboard-apps/t/static/app.css">`},
+		{"relative climbing above the app", `<a href="../../x">`, ""},
+		{"other schemes", `<a href="javascript:go('/tools/x')"><a href="mailto:a@b"><img src="data:image/png;base64,AAAA">`, ""},
+		{"all URL attributes", `<form action="/tools/f"><button formaction="/tools/b"><video poster="/tools/p.jpg">` +
+			`<object data="/tools/o.svg"><body background="/tools/bg.gif"><use xlink:href="/tools/i.svg#a">` +
+			`<html manifest="/tools/m.appcache"><q cite="/tools/c"><img longdesc="/tools/l">`,
+			`<form action="/dashboard-apps/t/f"><button formaction="/dashboard-apps/t/b"><video poster="/dashboard-apps/t/p.jpg">` +
+				`<object data="/dashboard-apps/t/o.svg"><body background="/dashboard-apps/t/bg.gif"><use xlink:href="/dashboard-apps/t/i.svg#a">` +
+				`<html manifest="/dashboard-apps/t/m.appcache"><q cite="/dashboard-apps/t/c"><img longdesc="/dashboard-apps/t/l">`},
+		{"data only on object", `<div data="/tools/x"><OBJECT DATA=/tools/y>`, `<div data="/tools/x"><OBJECT DATA=/dashboard-apps/t/y>`},
+		{"not URL attributes", `<input value="/tools/x" title='/tools/y' data-href="/tools/z" hreflang=en>`, ""},
+		{"ping list", `<a ping=" /tools/p1  /tools/p2 http://x/p3">`, `<a ping=" /dashboard-apps/t/p1  /dashboard-apps/t/p2 http://x/p3">`},
+		{"quoted >", `<a title="a>b" href="/tools/x">`, `<a title="a>b" href="/dashboard-apps/t/x">`},
+		{"no space between attributes", `<a href="/tools/x"src='/tools/y'>`, `<a href="/dashboard-apps/t/x"src='/dashboard-apps/t/y'>`},
+		{"slash between attributes", `<a/href="/tools/x">`, `<a/href="/dashboard-apps/t/x">`},
+		{"= starts a name", `<a =href="/tools/x">`, ""},
+		{"valueless and empty", `<a href><a href=""><a href=''>`, ""},
+		{"end tag with attributes", `</div title=">" href="/tools/x"><a href="/tools/y">`, `</div title=">" href="/tools/x"><a href="/dashboard-apps/t/y">`},
+		{"self-closing", `<img src="/tools/x"/><br/>`, `<img src="/dashboard-apps/t/x"/><br/>`},
+		{"invalid UTF-8 and BOM", "\ufeff<p>\xff\xfe<a href='/tools/\xff'>\xc3</a>", "\ufeff<p>\xff\xfe<a href='/dashboard-apps/t/\xff'>\xc3</a>"},
+		{"not a tag", `a < b <3 <> <=<a href=/tools/x>`, `a < b <3 <> <=<a href=/dashboard-apps/t/x>`},
+	})
+}
+
+func TestHTMLRewriteCharacterReferences(t *testing.T) {
+	runCases(t, []rewriteCase{
+		{"query entities kept", `<a href="/tools/x?a=1&amp;b=2">`, `<a href="/dashboard-apps/t/x?a=1&amp;b=2">`},
+		{"encoded slash", `<a href="&#47;tools/x">`, `<a href="&#47;dashboard-apps/t/x">`},
+		{"encoded origin", `<a href="http:&#x2F;&#x2f;app.internal:8080&sol;tools/x?a&amp;b">`, `<a href="/dashboard-apps/t/x?a&amp;b">`},
+		{"encoded white space kept", `<a href="&#32;/tools/x">`, `<a href="&#32;/dashboard-apps/t/x">`},
+		{"encoded relative", `<a href="&#47;x">`, ""},
+		{"unknown reference", `<a href="&bogus;/tools/x">`, ""},
+	})
+}
+
+func TestHTMLRewriteSrcset(t *testing.T) {
+	runCases(t, []rewriteCase{
+		{"descriptors", `<img srcset="/tools/a.png 1x, /tools/b.png 2x">`, `<img srcset="/dashboard-apps/t/a.png 1x, /dashboard-apps/t/b.png 2x">`},
+		{"no descriptors", `<img srcset="/tools/a.png, /tools/b.png">`, `<img srcset="/dashboard-apps/t/a.png, /dashboard-apps/t/b.png">`},
+		{"comma inside a URL", `<img srcset="/tools/a,b.png 100w,/tools/c.png 200w">`, `<img srcset="/dashboard-apps/t/a,b.png 100w,/dashboard-apps/t/c.png 200w">`},
+		{"trailing commas end a URL", `<img SRCSET='/tools/a.png,,, /tools/b.png'>`, `<img SRCSET='/dashboard-apps/t/a.png,,, /dashboard-apps/t/b.png'>`},
+		{"one URL with a comma", `<img srcset="/tools/a.png,/tools/b.png 2x">`, `<img srcset="/dashboard-apps/t/a.png,/tools/b.png 2x">`},
+		{"parentheses in descriptors", `<img srcset="/tools/a.png (x, y) 1x, /tools/b.png">`, `<img srcset="/dashboard-apps/t/a.png (x, y) 1x, /dashboard-apps/t/b.png">`},
+		{"imagesrcset, mixed", "<link imagesrcset=\" x.png 1x,\n/tools/y.png 2x , https://cdn/z.png 3x\">",
+			"<link imagesrcset=\" x.png 1x,\n/dashboard-apps/t/y.png 2x , https://cdn/z.png 3x\">"},
+	})
+}
+
+func TestHTMLRewriteMetaRefresh(t *testing.T) {
+	runCases(t, []rewriteCase{
+		{"url=", `<meta http-equiv="refresh" content="5; url=/tools/next">`, `<meta http-equiv="refresh" content="5; url=/dashboard-apps/t/next">`},
+		{"content first, quoted URL", `<META CONTENT="0;URL='/tools/x'" HTTP-EQUIV=Refresh>`, `<META CONTENT="0;URL='/dashboard-apps/t/x'" HTTP-EQUIV=Refresh>`},
+		{"no url key", `<meta http-equiv=refresh content="1, /tools/x">`, `<meta http-equiv=refresh content="1, /dashboard-apps/t/x">`},
+		{"no URL", `<meta http-equiv="refresh" content="30">`, ""},
+		{"not refresh", `<meta name="x" content="0; url=/tools/x">`, ""},
+	})
+}
+
+func TestMapRefresh(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"0; url=/tools/x", "0; url=/dashboard-apps/t/x"},
+		{"0;URL = \"http://app.internal:8080/tools/x\" ", "0;URL = \"/dashboard-apps/t/x\" "},
+		{"3.5 url='/tools/x'?'", "3.5 url='/dashboard-apps/t/x'?'"},
+		{"0;/tools/x", "0;/dashboard-apps/t/x"},
+		{"0; u/tools", ""}, // "u/tools" is a relative URL
+		{"0; url=https://elsewhere/tools/x", ""},
+		{"0", ""},
+		{"x; url=/tools/x", ""},
+		{"", ""},
+	} {
+		got, ok := MapRefresh(c.in, testMapper, testDoc)
+		if ok != (c.want != "") || got != c.want {
+			t.Errorf("MapRefresh(%q) = %q, %v; want %q", c.in, got, ok, c.want)
+		}
+	}
+}
+
+func TestHTMLRewriteBase(t *testing.T) {
+	runCases(t, []rewriteCase{
+		{"base on the app", `<base href="/tools/sub/"><a href="../x"><a href="../../tools/y"><img src="/tools/z">`,
+			`<base href="/dashboard-apps/t/sub/"><a href="../x"><a href="/dashboard-apps/t/y"><img src="/dashboard-apps/t/z">`},
+		{"relative base", `<base href="sub/deeper/"><a href="../../../tools/y">`,
+			`<base href="sub/deeper/"><a href="/dashboard-apps/t/y">`},
+		{"only the first base counts", `<base target=_top><base href="/tools/a/b/"><base href="/tools/"><a href="../tools/y">`,
+			`<base target=_top><base href="/dashboard-apps/t/a/b/"><base href="/dashboard-apps/t/"><a href="../tools/y">`},
+		{"base on another origin", `<base href="https://cdn.example/"><a href="/tools/x"><a href="../tools/y"><img src="http://app.internal:8080/tools/z">`,
+			`<base href="https://cdn.example/"><a href="/tools/x"><a href="../tools/y"><img src="/dashboard-apps/t/z">`},
+	})
+}
+
+func TestHTMLRewriteStyle(t *testing.T) {
+	runCases(t, []rewriteCase{
+		{"style attribute", `<div style="background:url('/tools/bg.png') no-repeat">`, `<div style="background:url('/dashboard-apps/t/bg.png') no-repeat">`},
+		{"double quotes in single", `<div STYLE='background: URL( "/tools/bg.png" )'>`, `<div STYLE='background: URL( "/dashboard-apps/t/bg.png" )'>`},
+		{"&quot;", `<div style="background-image:url(&quot;/tools/a&amp;b.png&quot;)">`, `<div style="background-image:url(&quot;/dashboard-apps/t/a&amp;b.png&quot;)">`},
+		{"unquoted attribute", `<div style=background:url(/tools/bg.png)>`, `<div style=background:url(/dashboard-apps/t/bg.png)>`},
+		{"style element", "<style>\n@import \"/tools/x.css\";\nbody{background:url(/tools/bg.png)}/* url(/tools/c.png) */</style><a href=/tools/y>",
+			"<style>\n@import \"/dashboard-apps/t/x.css\";\nbody{background:url(/dashboard-apps/t/bg.png)}/* url(/tools/c.png) */</style><a href=/dashboard-apps/t/y>"},
+		{"style ends at its end tag", `<style>a{content:"</style>"} b{background:url(/tools/x)}</STYLE ><a href=/tools/y>`,
+			`<style>a{content:"</style>"} b{background:url(/tools/x)}</STYLE ><a href=/dashboard-apps/t/y>`},
+		{"markup in style is CSS", `<style><a href="/tools/x"></style>`, ""},
+		{"unterminated style", `<style>a{background:url(/tools/x)}`, `<style>a{background:url(/dashboard-apps/t/x)}`},
+	})
+}
+
+func TestHTMLRewriteRawText(t *testing.T) {
+	const a = `<a href="/tools/y">`
+	const mapped = `<a href="/dashboard-apps/t/y">`
+	runCases(t, []rewriteCase{
+		{"script with markup", `<script>document.write('<a href="/tools/x">' + "<img src=/tools/i>")</script>` + a,
+			`<script>document.write('<a href="/tools/x">' + "<img src=/tools/i>")</script>` + mapped},
+		{"script type and end tag case", `<SCRIPT type="text/template"><a href="/tools/x"></sCrIpT >` + a,
+			`<SCRIPT type="text/template"><a href="/tools/x"></sCrIpT >` + mapped},
+		{"script end tag needs a delimiter", `<script>x = "</scripts>"; y = '<a href="/tools/x">'</script/>` + a,
+			`<script>x = "</scripts>"; y = '<a href="/tools/x">'</script/>` + mapped},
+		{"escaped script", `<script><!-- document.write("<a href='/tools/x'>") --></script>` + a,
+			`<script><!-- document.write("<a href='/tools/x'>") --></script>` + mapped},
+		{"double escaped script", `<script><!--<script><a href="/tools/x"></script><a href="/tools/x2">--></script>` + a,
+			`<script><!--<script><a href="/tools/x"></script><a href="/tools/x2">--></script>` + mapped},
+		{"escaped script ends at end tag", `<script><!--<script>x</script>y</script><a href="/tools/q">-->` + a,
+			`<script><!--<script>x</script>y</script><a href="/dashboard-apps/t/q">-->` + mapped},
+		{"script in svg", `<svg><script>if(a<b)x()</script></svg>` + a, `<svg><script>if(a<b)x()</script></svg>` + mapped},
+		{"textarea", `<textarea><a href="/tools/x"></textarea>` + a, `<textarea><a href="/tools/x"></textarea>` + mapped},
+		{"title", `<title>A <b href=/tools/x> page</title>` + a, `<title>A <b href=/tools/x> page</title>` + mapped},
+		{"noscript, iframe, xmp, noembed, noframes", `<noscript><img src="/tools/x"></noscript><iframe><a href="/tools/x"></iframe>` +
+			`<xmp><a href=/tools/x></xmp><noembed><a href=/tools/x></noembed><noframes><a href=/tools/x></noframes>` + a,
+			`<noscript><img src="/tools/x"></noscript><iframe><a href="/tools/x"></iframe>` +
+				`<xmp><a href=/tools/x></xmp><noembed><a href=/tools/x></noembed><noframes><a href=/tools/x></noframes>` + mapped},
+		{"self-closing raw text tag", `<script/><a href="/tools/x"></script>` + a, `<script/><a href="/tools/x"></script>` + mapped},
+		{"self-closing in svg", `<svg><style/><a href="/tools/x"></svg>`, `<svg><style/><a href="/dashboard-apps/t/x"></svg>`},
+		{"plaintext", `<plaintext><a href="/tools/x"></plaintext><a href="/tools/x">`, ""},
+		{"unterminated script", `<script>document.write('<a href="/tools/x">')`, ""},
+	})
+}
+
+func TestHTMLRewriteComments(t *testing.T) {
+	const a = `<a href="/tools/y">`
+	const mapped = `<a href="/dashboard-apps/t/y">`
+	runCases(t, []rewriteCase{
+		{"comment", `<!-- <a href="/tools/x"> -- > --->` + a, `<!-- <a href="/tools/x"> -- > --->` + mapped},
+		{"comment ended by --!>", `<!-- <a href="/tools/x"> --!>` + a, `<!-- <a href="/tools/x"> --!>` + mapped},
+		{"abrupt comments", `<!--><a href="/tools/x"><!---><a href="/tools/x">`, `<!--><a href="/dashboard-apps/t/x"><!---><a href="/dashboard-apps/t/x">`},
+		{"empty comment", `<!----><a href="/tools/x">`, `<!----><a href="/dashboard-apps/t/x">`},
+		{"nested comment start", `<!-- <!-- <a href="/tools/x"> -->` + a, `<!-- <!-- <a href="/tools/x"> -->` + mapped},
+		{"conditional comment", `<!--[if IE]><link href="/tools/ie.css"><![endif]-->` + a, `<!--[if IE]><link href="/tools/ie.css"><![endif]-->` + mapped},
+		{"doctype", `<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1.dtd">` + a,
+			`<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1.dtd">` + mapped},
+		{"bogus comments", `<?xml version="1.0"?></ a href="/tools/x"></><!x <a href="/tools/x">` + a,
+			`<?xml version="1.0"?></ a href="/tools/x"></><!x <a href="/tools/x">` + mapped},
+		{"CDATA in svg", `<svg><![CDATA[ a > <a href="/tools/x"> ]]><a href="/tools/x"></svg>`,
+			`<svg><![CDATA[ a > <a href="/tools/x"> ]]><a href="/dashboard-apps/t/x"></svg>`},
+		{"CDATA outside svg is a bogus comment", `<![CDATA[ x ]]><a href="/tools/x">`, `<![CDATA[ x ]]><a href="/dashboard-apps/t/x">`},
+		{"after svg", `<svg></svg><![CDATA[ x > <a href="/tools/x"> ]]>`, `<svg></svg><![CDATA[ x > <a href="/dashboard-apps/t/x"> ]]>`},
+		{"unterminated comment", `<!-- <a href="/tools/x">`, ""},
+		{"unterminated tag", `<p>x</p><a href="/tools/x" title="`, ""},
+		{"lone <", `x <`, ""},
+	})
+}
+
+// TestHTMLRewriteFlush checks that complete tokens are passed on without
+// waiting for the rest of the document.
+func TestHTMLRewriteFlush(t *testing.T) {
+	var out bytes.Buffer
+	r := NewHTMLRewriter(&out, testMapper, testDoc)
+	io.WriteString(r, `<p>Loading <a href="/tools/x">x</a><img src="/tools/`)
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if want := `<p>Loading <a href="/dashboard-apps/t/x">x</a>`; out.String() != want {
+		t.Errorf("after Flush: %q, want %q", out.String(), want)
+	}
+	io.WriteString(r, `i.png">`)
+	r.Close()
+	if want := `<p>Loading <a href="/dashboard-apps/t/x">x</a><img src="/dashboard-apps/t/i.png">`; out.String() != want {
+		t.Errorf("after Close: %q, want %q", out.String(), want)
+	}
+}
+
+// TestHTMLRewriteLarge checks that a large document streams: its output
+// keeps pace with its input, and what is held stays small.
+func TestHTMLRewriteLarge(t *testing.T) {
+	page := readGolden(t, "html", "admin.in.html")
+	var out countingWriter
+	r := NewHTMLRewriter(&out, testMapper, testDoc)
+	for in := 0; in < 100<<20; {
+		// Cut the page where it leaves a tag incomplete.
+		for _, p := range bytes.SplitAfter(page, []byte(`<a href="/tools/`)) {
+			if _, err := r.Write(p); err != nil {
+				t.Fatal(err)
+			}
+			in += len(p)
+			if held := len(r.held.buf); held > 64 || out.n < in-held {
+				t.Fatalf("after %d bytes in, %d out and %d held", in, out.n, held)
+			}
+		}
+	}
+	r.Close()
+}
+
+type countingWriter struct{ n int }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	return len(p), nil
+}
+
+func TestHTMLRewriteWriteError(t *testing.T) {
+	r := NewHTMLRewriter(failingWriter{}, testMapper, testDoc)
+	if _, err := r.Write([]byte("<p>x")); err != io.ErrClosedPipe {
+		t.Errorf("Write: %v", err)
+	}
+	if err := r.Close(); err != io.ErrClosedPipe {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+func readGolden(t testing.TB, kind, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("../../testdata/golden", kind, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkGolden compares got with the golden file kind/name, or rewrites it
+// with -update.
+func checkGolden(t *testing.T, kind, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("../../testdata/golden", kind, name)
+	if *updateGolden {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (run with -update to accept):\n%s", path, firstDiff(got, want))
+	}
+}
+
+func firstDiff(got, want []byte) string {
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	from := max(0, i-60)
+	return "got:  " + string(got[from:min(len(got), i+60)]) + "\nwant: " + string(want[from:min(len(want), i+60)])
+}
+
+func goldenInputs(t *testing.T, kind, ext string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join("../../testdata/golden", kind, "*.in."+ext))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no golden inputs in testdata/golden/%s: %v", kind, err)
+	}
+	for i, n := range names {
+		names[i] = strings.TrimSuffix(filepath.Base(n), ".in."+ext)
+	}
+	return names
+}
+
+func TestHTMLRewriteGolden(t *testing.T) {
+	for _, name := range goldenInputs(t, "html", "html") {
+		t.Run(name, func(t *testing.T) {
+			in := string(readGolden(t, "html", name+".in.html"))
+			got := rewriteHTML(t, in, testMapper, testDoc, nil)
+			checkGolden(t, "html", name+".out.html", []byte(got))
+			if split := rewriteHTML(t, in, testMapper, testDoc, randomSplit(1)); split != got {
+				t.Errorf("split input: %s", firstDiff([]byte(split), []byte(got)))
+			}
+			if same := rewriteHTML(t, in, nomatchMap, testDoc, nil); same != in {
+				t.Errorf("with nothing to rewrite: %s", firstDiff([]byte(same), []byte(in)))
+			}
+		})
+	}
+}
+
+func FuzzHTMLRewrite(f *testing.F) {
+	f.Fuzz(func(t *testing.T, in []byte, seed uint64) {
+		checkRewriteProperties(t, in, seed, func(in []byte, m *Mapper, doc *url.URL, split func(int) int) []byte {
+			return []byte(rewriteHTML(t, string(in), m, doc, split))
+		})
+	})
+}
+
+// checkRewriteProperties checks what must hold of a rewriter for any
+// input: nothing changes when nothing maps; how the input is split does
+// not matter; and what it writes is the input with proxied prefixes
+// inserted, nothing else.
+func checkRewriteProperties(t *testing.T, in []byte, seed uint64, rewrite func([]byte, *Mapper, *url.URL, func(int) int) []byte) {
+	lower := bytes.ToLower(in)
+	if bytes.Contains(lower, []byte("nomatch.invalid")) || bytes.Contains(lower, []byte("~~pfx~~")) {
+		return
+	}
+	if got := rewrite(in, nomatchMap, testDoc, randomSplit(seed)); !bytes.Equal(got, in) {
+		t.Fatalf("nothing to rewrite, yet\n in %q\nout %q", in, got)
+	}
+	whole := rewrite(in, testMapper, testDoc, nil)
+	if split := rewrite(in, testMapper, testDoc, randomSplit(seed)); !bytes.Equal(split, whole) {
+		t.Fatalf("split input\n in %q\nout %q\nwant %q", in, split, whole)
+	}
+	if mayNormalize(in) {
+		return
+	}
+	prefixed := rewrite(in, prefixedMap, nil, randomSplit(seed))
+	if stripped := bytes.ReplaceAll(prefixed, []byte("/~~PFX~~"), nil); !bytes.Equal(stripped, in) {
+		t.Fatalf("more than prefixes inserted\n in %q\nout %q", in, prefixed)
+	}
+}
+
+// mayNormalize reports whether in may hold a root-relative reference that
+// MapRef normalizes (dot segments, back slashes) rather than prefixes.
+func mayNormalize(in []byte) bool {
+	s := html.UnescapeString(string(in))
+	return strings.Contains(s, "\\") || strings.Contains(s, "/.") || strings.Contains(s, "%2")
+}
+
+func BenchmarkHTMLRewrite(b *testing.B) {
+	page := readGolden(b, "html", "admin.in.html")
+	b.SetBytes(int64(len(page)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := NewHTMLRewriter(io.Discard, testMapper, testDoc)
+		for p := page; len(p) > 0; {
+			n := min(len(p), 32<<10)
+			r.Write(p[:n])
+			p = p[n:]
+		}
+		r.Close()
+	}
+}
