@@ -1,0 +1,133 @@
+// Package caddymodule is the dashboard apps gateway for Caddy: the
+// dashboard_apps app (the registry of apps) and the http.handlers.dashboard_apps
+// handler, which serves the apps under the helpdesk's site.
+package caddymodule
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the dashboard_apps app: the registry of dashboard apps and the
+// settings shared by every site that serves them. Apps are keyed by id, so
+// Caddy's admin API manages them at /config/apps/dashboard_apps/apps/<id>:
+// PUT creates (409 if the id exists), PATCH replaces, DELETE removes, GET
+// reads, each applied without a restart; an invalid change is refused and
+// the running config keeps serving.
+type App struct {
+	// The apps, keyed by id. An id matches ^[a-z0-9][a-z0-9-]{0,62}$ and is
+	// the app's path segment under the handler's prefix.
+	Apps map[string]*AppConfig `json:"apps"`
+
+	// Settings of the appContext cache.
+	Context *ContextConfig `json:"context,omitempty"`
+
+	ordered  []*AppConfig
+	state    *sharedState
+	stateKey string
+	logger   *zap.Logger
+}
+
+// ContextConfig configures how appContext payloads are cached.
+type ContextConfig struct {
+	// How long a built appContext is served from the cache before the
+	// helpdesk is asked again. Default: 15s.
+	TTL Duration `json:"ttl,omitempty"`
+
+	// The cache's memory budget, as a size such as "32MiB" (at least 512KiB).
+	// Default: 32MiB.
+	CacheSize string `json:"cache_size,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "dashboard_apps",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision validates the registry and takes the shared state.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	size, err := a.validate()
+	if err != nil {
+		return err
+	}
+	for _, app := range a.ordered {
+		if app.TLS != nil && app.TLS.InsecureSkipVerify {
+			a.logger.Warn("TLS certificate verification is off for this app: anyone on the network path to it can read and change its traffic; use tls ca_file instead",
+				zap.String("app", app.id), zap.String("url", app.URL))
+		}
+	}
+	if a.state, a.stateKey, err = loadState(size); err != nil {
+		return fmt.Errorf("dashboard_apps: context cache: %v", err)
+	}
+	return nil
+}
+
+// validate checks the whole config, orders the apps, and returns the
+// cache size. The admin API validator runs it on proposed changes too.
+func (a *App) validate() (cacheSize int, err error) {
+	if a.ordered, err = validateApps(a.Apps); err != nil {
+		return 0, fmt.Errorf("dashboard_apps: %v", err)
+	}
+	cacheSize = defaultCacheSize
+	if c := a.Context; c != nil {
+		if c.TTL < 0 {
+			return 0, fmt.Errorf("dashboard_apps: context: ttl %q: must not be negative", time.Duration(c.TTL))
+		}
+		if c.CacheSize != "" {
+			if cacheSize, err = parseCacheSize(c.CacheSize); err != nil {
+				return 0, fmt.Errorf("dashboard_apps: context: cache_size %q: %v", c.CacheSize, err)
+			}
+		}
+	}
+	return cacheSize, nil
+}
+
+// Cleanup releases this config's hold on the shared state; the next config
+// has taken its own by then, so the cache survives a reload.
+func (a *App) Cleanup() error {
+	if a.stateKey != "" {
+		_, err := states.Delete(a.stateKey)
+		return err
+	}
+	return nil
+}
+
+const (
+	defaultTTL       = 15 * time.Second
+	defaultCacheSize = 32 << 20
+)
+
+// ttl is the effective context TTL.
+func (a *App) ttl() time.Duration {
+	if a.Context == nil || a.Context.TTL == 0 {
+		return defaultTTL
+	}
+	return time.Duration(a.Context.TTL)
+}
+
+// Start implements caddy.App.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App.
+func (a *App) Stop() error { return nil }
+
+// Ordered returns the apps in tab order. The slice must not be modified.
+func (a *App) Ordered() []*AppConfig { return a.ordered }
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,150 @@
+package caddymodule
+
+import (
+	"encoding/binary"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/coocood/freecache"
+	"golang.org/x/sync/singleflight"
+)
+
+// sharedState is what outlives config reloads: the cache of profiles and
+// appContext payloads, the generations that evict them, and the in-flight
+// helpdesk calls that concurrent misses share. It lives in a
+// caddy.UsagePool, so an admin API change keeps the cache warm.
+type sharedState struct {
+	cache  *freecache.Cache
+	gens   generations
+	flight singleflight.Group
+}
+
+// Destruct implements caddy.Destructor; freecache holds no resources
+// beyond memory.
+func (*sharedState) Destruct() error { return nil }
+
+var states = caddy.NewUsagePool()
+
+// loadState returns the shared state for a cache size; a new size starts a
+// new cache. The key is to be released with states.Delete at cleanup.
+func loadState(size int) (*sharedState, string, error) {
+	key := "dashboard_apps.state." + strconv.Itoa(size)
+	v, _, err := states.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return &sharedState{cache: freecache.NewCache(size)}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return v.(*sharedState), key, nil
+}
+
+// generations evict cached contexts by what they are about (a
+// conversation, a contact) without an index from those to cache keys: an
+// entry records the generation of its slots when it is stored and is
+// stale once any of them has moved on. Slots are hashed into a fixed array,
+// so memory stays bounded; a collision only evicts more than needed.
+type generations struct {
+	slots [1 << 16]atomic.Uint32
+}
+
+// What a generation slot is about.
+const (
+	aboutConversation byte = 'v'
+	aboutContact      byte = 'c'
+)
+
+// anyAccount stands for "every account" in a slot, for webhooks that name
+// no account.
+const anyAccount = 0
+
+func slotOf(about byte, account, id int64) uint32 {
+	// splitmix64 finaliser: cheap and well spread.
+	x := uint64(id)*0x9e3779b97f4a7c15 ^ uint64(account)<<17 ^ uint64(about)<<56
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return uint32(x) & (1<<16 - 1)
+}
+
+// bump evicts every entry about id in account (anyAccount: in every
+// account).
+func (g *generations) bump(about byte, account, id int64) {
+	g.slots[slotOf(about, account, id)].Add(1)
+}
+
+// entrySlots are the slots a context entry depends on.
+func entrySlots(account, conversation, contact int64) [4]uint32 {
+	return [4]uint32{
+		slotOf(aboutConversation, account, conversation),
+		slotOf(aboutConversation, anyAccount, conversation),
+		slotOf(aboutContact, account, contact),
+		slotOf(aboutContact, anyAccount, contact),
+	}
+}
+
+// A cache entry is a header followed by the payload:
+//
+//	created  int64, Unix nanoseconds
+//	n        uint8, number of generation slots
+//	n × (slot uint32, generation uint32)
+const entryFixed = 9
+
+// encodeEntry lays out an entry for payload, depending on slots.
+func (g *generations) encodeEntry(payload []byte, created time.Time, slots []uint32) []byte {
+	b := make([]byte, entryFixed+8*len(slots), entryFixed+8*len(slots)+len(payload))
+	binary.LittleEndian.PutUint64(b, uint64(created.UnixNano()))
+	b[8] = byte(len(slots))
+	for i, s := range slots {
+		binary.LittleEndian.PutUint32(b[entryFixed+8*i:], s)
+		binary.LittleEndian.PutUint32(b[entryFixed+8*i+4:], g.slots[s].Load())
+	}
+	return append(b, payload...)
+}
+
+// decodeEntry returns an entry's payload and age; ok is false when the
+// entry is malformed or a webhook has evicted it.
+func (g *generations) decodeEntry(b []byte, now time.Time) (payload []byte, age time.Duration, ok bool) {
+	if len(b) < entryFixed {
+		return nil, 0, false
+	}
+	n := int(b[8])
+	if len(b) < entryFixed+8*n {
+		return nil, 0, false
+	}
+	for i := 0; i < n; i++ {
+		s := binary.LittleEndian.Uint32(b[entryFixed+8*i:])
+		if s >= uint32(len(g.slots)) || g.slots[s].Load() != binary.LittleEndian.Uint32(b[entryFixed+8*i+4:]) {
+			return nil, 0, false
+		}
+	}
+	age = now.Sub(time.Unix(0, int64(binary.LittleEndian.Uint64(b))))
+	return b[entryFixed+8*n:], age, true
+}
+
+// staleFor is how long past its TTL an entry is kept to be served, marked
+// stale, when the helpdesk cannot be reached.
+const staleFor = 10 * time.Minute
+
+// store caches payload under key for ttl (and staleFor beyond it).
+func (s *sharedState) store(key, payload []byte, ttl time.Duration, slots []uint32) {
+	expire := int((ttl + staleFor + time.Second - 1) / time.Second)
+	_ = s.cache.Set(key, s.gens.encodeEntry(payload, time.Now(), slots), expire)
+}
+
+// lookup reads key into buf. fresh tells whether it is within ttl.
+func (s *sharedState) lookup(key, buf []byte, ttl time.Duration) (payload []byte, fresh, ok bool) {
+	b, err := s.cache.GetWithBuf(key, buf)
+	if err != nil {
+		return nil, false, false
+	}
+	payload, age, ok := s.gens.decodeEntry(b, time.Now())
+	return payload, ok && age < ttl, ok
+}
+
+// entryBufs are reused to read cache entries without allocating.
+var entryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

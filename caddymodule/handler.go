@@ -1,0 +1,250 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler serves dashboard apps on the helpdesk's site: each app of the
+// dashboard_apps registry under {prefix}<id>/, reverse-proxied with the
+// fixes it needs to work in an iframe there, the gateway's own endpoints
+// under /_dashboard_apps/, and everything else passed to the next handler
+// (the helpdesk).
+type Handler struct {
+	// The helpdesk's API base URL (Chatwoot-compatible), from which
+	// appContext is built with the agent's own credentials, e.g.
+	// http://127.0.0.1:3000.
+	HelpdeskAPI string `json:"helpdesk_api,omitempty"`
+
+	// The path under which apps are served, starting and ending with "/".
+	// Default: /dashboard-apps/.
+	Prefix string `json:"prefix,omitempty"`
+
+	// Path patterns (as Caddy's path matcher takes them) of helpdesk pages
+	// that get the host script. Default: /app/*.
+	Inject []string `json:"inject,omitempty"`
+
+	// The helpdesk's conversation page route, where the host script shows
+	// the app tabs. {account} and {conversation} mark the ids. Default:
+	// /app/accounts/{account}/conversations/{conversation}.
+	ConversationRoute string `json:"conversation_route,omitempty"`
+
+	// A CSS selector of the helpdesk's conversation sidebar: the tabs go
+	// inside it when it matches, else in a side panel of their own.
+	SidebarSelector string `json:"sidebar_selector,omitempty"`
+
+	// Further request headers that carry the agent's helpdesk credentials
+	// and are sent on to the helpdesk API (never to an app).
+	ForwardHeaders []string `json:"forward_headers,omitempty"`
+
+	// The cookie holding the helpdesk dashboard's session headers as a
+	// URL-encoded JSON object. Default: cw_d_session_info (Chatwoot's).
+	SessionCookie string `json:"session_cookie,omitempty"`
+
+	// The secret the helpdesk's webhook must present, as ?secret= or as an
+	// X-Dashboard-Apps-Signature HMAC of the body.
+	WebhookSecret string `json:"webhook_secret,omitempty"`
+
+	registry          *App
+	apps              map[string]*appProxy
+	state             *sharedState
+	ttl               time.Duration
+	helpdesk          *helpdeskClient
+	credentialHeaders []string
+	injectPaths       caddyhttp.MatchPath
+	assets            *hostAssets
+	snippetConfig     string
+	plainSnippet      []byte
+	injectFailOnce    *sync.Once
+	metrics           *gatewayMetrics
+	logger            *zap.Logger
+}
+
+const (
+	defaultPrefix            = "/dashboard-apps/"
+	ownPrefix                = "/_dashboard_apps/"
+	defaultInject            = "/app/*"
+	defaultConversationRoute = "/app/accounts/{account}/conversations/{conversation}"
+)
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.dashboard_apps",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision validates the handler's settings and loads one reverse proxy
+// per registered app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.injectFailOnce = new(sync.Once)
+	if h.Prefix == "" {
+		h.Prefix = defaultPrefix
+	}
+	if err := validatePrefix(h.Prefix); err != nil {
+		return err
+	}
+	if h.HelpdeskAPI != "" {
+		u, err := url.Parse(h.HelpdeskAPI)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return fmt.Errorf("dashboard_apps: helpdesk_api %q: must be an absolute http or https URL without credentials, such as http://127.0.0.1:3000", h.HelpdeskAPI)
+		}
+		h.helpdesk = newHelpdeskClient(h.HelpdeskAPI)
+	}
+	if h.ConversationRoute == "" {
+		h.ConversationRoute = defaultConversationRoute
+	}
+	if !strings.HasPrefix(h.ConversationRoute, "/") || !strings.Contains(h.ConversationRoute, "{account}") || !strings.Contains(h.ConversationRoute, "{conversation}") {
+		return fmt.Errorf("dashboard_apps: conversation_route %q: must be a path with {account} and {conversation}, such as %s", h.ConversationRoute, defaultConversationRoute)
+	}
+	if len(h.Inject) == 0 {
+		h.Inject = []string{defaultInject}
+	}
+	h.injectPaths = caddyhttp.MatchPath(h.Inject)
+	if err := h.injectPaths.Provision(ctx); err != nil {
+		return fmt.Errorf("dashboard_apps: inject %q: %v", h.Inject, err)
+	}
+	h.credentialHeaders = []string{"Authorization", "Api_access_token"}
+	for _, name := range h.ForwardHeaders {
+		if name == "" || strings.ContainsAny(name, " \t\r\n:") {
+			return fmt.Errorf("dashboard_apps: forward_headers: %q is not a header name", name)
+		}
+		h.credentialHeaders = append(h.credentialHeaders, http.CanonicalHeaderKey(name))
+	}
+	metrics, err := registerMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("dashboard_apps: registering metrics: %v", err)
+	}
+	h.metrics = metrics
+
+	appIface, err := ctx.App("dashboard_apps")
+	if err != nil {
+		return fmt.Errorf("dashboard_apps: loading the app registry: %v", err)
+	}
+	h.registry = appIface.(*App)
+	h.state, h.ttl = h.registry.state, h.registry.ttl()
+	h.apps = make(map[string]*appProxy, len(h.registry.ordered))
+	for _, app := range h.registry.ordered {
+		p, err := newAppProxy(ctx, app, h.Prefix, metrics)
+		if err != nil {
+			return fmt.Errorf("dashboard_apps: app %q: %v", app.id, err)
+		}
+		h.apps[app.id] = p
+	}
+	h.assets = loadAssets()
+	cfg, _ := json.Marshal(map[string]string{ // json.Marshal escapes <, > and &: safe inside <script>
+		"route":    h.ConversationRoute,
+		"sidebar":  h.SidebarSelector,
+		"endpoint": ownPrefix,
+		"css":      ownPrefix + "host.css?v=" + h.assets.version,
+	})
+	h.snippetConfig = string(cfg)
+	h.plainSnippet = h.snippet("", false)
+	if h.helpdesk == nil {
+		h.logger.Warn("helpdesk_api is not set: apps get no appContext")
+	}
+	return nil
+}
+
+// snippet is what goes into a helpdesk page: the host script's settings
+// and the script itself, with the page's CSP nonce or an integrity hash
+// when its policy needs one.
+func (h *Handler) snippet(nonce string, integrity bool) []byte {
+	if nonce == "" && !integrity && h.plainSnippet != nil {
+		return h.plainSnippet
+	}
+	var b strings.Builder
+	b.WriteString(`<script type="application/json" id="dashboard-apps-config">`)
+	b.WriteString(h.snippetConfig)
+	b.WriteString(`</script><script src="` + ownPrefix + `host.js?v=` + h.assets.version + `" defer`)
+	if nonce != "" {
+		b.WriteString(` nonce="` + nonce + `"`)
+	}
+	if integrity {
+		b.WriteString(` integrity="` + h.assets.jsIntegrity + `"`)
+	}
+	b.WriteString(`></script>`)
+	return []byte(b.String())
+}
+
+func validatePrefix(p string) error {
+	switch {
+	case !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || len(p) < 3:
+		return fmt.Errorf("dashboard_apps: prefix %q: must start and end with '/' and name a path, such as /dashboard-apps/", p)
+	case strings.Contains(p, "//") || strings.ContainsAny(p, "\\?#%; \t\r\n"):
+		return fmt.Errorf("dashboard_apps: prefix %q: must be a plain path without '//', '\\', '?', '#', '%%', ';' or spaces", p)
+	case strings.HasPrefix(p, ownPrefix):
+		return fmt.Errorf("dashboard_apps: prefix %q: %s is the gateway's own", p, ownPrefix)
+	}
+	for _, seg := range strings.Split(strings.Trim(p, "/"), "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("dashboard_apps: prefix %q: must not contain dot segments", p)
+		}
+	}
+	return nil
+}
+
+// ServeHTTP routes a request: an app under the prefix, the gateway's own
+// endpoints, or the next handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	path := r.URL.EscapedPath()
+	if name, ok := strings.CutPrefix(path, ownPrefix); ok {
+		return h.serveOwn(w, r, name)
+	}
+	if strings.HasPrefix(path, h.Prefix) {
+		return h.serveApp(w, r, path[len(h.Prefix):])
+	}
+	if path+"/" == h.Prefix {
+		return writePage(w, http.StatusNotFound, "No such app", "There is no dashboard app at this address.")
+	}
+	if strings.HasPrefix(r.URL.Path, h.Prefix) {
+		// The prefix or app id spelled with escapes: refuse rather than let
+		// the helpdesk decode it into one of its own paths.
+		return writePage(w, http.StatusBadRequest, "Bad request", "The address is not in its canonical form.")
+	}
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && h.injectPaths.Match(r) {
+		return h.serveInjected(w, r, next)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// serveApp serves rest, the escaped path after the prefix: "<id>/...".
+func (h *Handler) serveApp(w http.ResponseWriter, r *http.Request, rest string) error {
+	id, sub, hasSlash := strings.Cut(rest, "/")
+	p, ok := h.apps[id]
+	if !ok {
+		return writePage(w, http.StatusNotFound, "No such app", "There is no dashboard app at this address. It may have been removed by an administrator.")
+	}
+	if !hasSlash {
+		target := h.Prefix + id + "/"
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusPermanentRedirect)
+		return nil
+	}
+	return p.serve(w, r, sub)
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)

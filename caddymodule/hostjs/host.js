@@ -1,0 +1,418 @@
+/* Dashboard Apps host script, injected into the helpdesk's pages: on a
+ * conversation route, one tab (iframe) per app, and appContext posted to
+ * each. Only global: window.__dashboardApps. Entry points are wrapped in
+ * safe() so nothing ever throws into the helpdesk. CSP-safe: no eval, no
+ * style attributes in markup. */
+(() => {
+  'use strict';
+  if (window.__dashboardApps) return; // injected twice: the first copy wins
+
+  const VERSION = '1.0.0';
+  const script = document.currentScript; // only valid during this first run
+  const nonce = (script && script.nonce) || '';
+
+  const warn = (e) => console.warn('[dashboard-apps]', e);
+  const safe = (fn) => function (...args) {
+    try { return fn.apply(this, args); } catch (e) { warn(e); }
+  };
+  const attempt = (fn) => { try { return fn(); } catch (_) { return null; } };
+  // localStorage may be missing or throw (privacy modes, sandboxes).
+  const store = (key, value) => attempt(() => (value === undefined
+    ? localStorage.getItem('dashboardApps.' + key) : localStorage.setItem('dashboardApps.' + key, value)));
+
+  let cur = null;     // {account, conversation} of the open conversation, or null
+  let list = null;    // apps of listAccount, in tab order
+  let listAccount = null;
+  let listErr = '', ctxErr = '';
+  let ctx = { key: '', msg: null }; // msg: appContext of conversation `key`, once fetched
+  let inbox = null;   // the open conversation's inbox_id (string)
+  let posts = 0;
+  let root, body, strip, tablist, errEl, panels, toggle, handle;
+  let mode = 'panel';
+  let collapsed = store('collapsed') === '1';
+  let width = +store('width') || 380;
+  const entries = new Map(); // app id -> {id, app, origin, tab, panel, frame, load, loaded, want}
+  const appsCache = new Map(); // account -> Promise of its app list
+  let bodyMargin = null;
+
+  const keyOf = (c) => c.account + '/' + c.conversation;
+  const shown = (a) => !Array.isArray(a.inboxes) || !a.inboxes.length ||
+    (inbox !== null && a.inboxes.map(String).includes(inbox));
+  const visible = () => (list || []).filter(shown).map((a) => entries.get(String(a.id))).filter((e) => e && e.tab);
+
+  window.__dashboardApps = Object.freeze({
+    version: VERSION,
+    state: () => ({
+      account: cur ? +cur.account : null,
+      conversation: cur ? +cur.conversation : null,
+      apps: cur && root && !root.hidden ? visible().map((e) => e.id) : [],
+      contextPosts: posts,
+    }),
+  });
+
+  let cfg;
+  try {
+    cfg = JSON.parse(document.getElementById('dashboard-apps-config').textContent);
+  } catch (e) { warn('no usable #dashboard-apps-config'); return; }
+  const ep = cfg.endpoint || '/_dashboard_apps/';
+
+  // Route -> regexp: each {name} is one segment of digits; trailing slash allowed.
+  const names = [];
+  const routeRe = new RegExp('^' + String(cfg.route || '').replace(/\/+$/, '').split(/\{(\w+)\}/)
+    .map((s, i) => (i % 2 ? (names.push(s), '(\\d+)') : s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('') + '/?$');
+  const match = (path) => {
+    const m = cfg.route && routeRe.exec(path);
+    if (!m) return null;
+    const g = {};
+    names.forEach((n, i) => { g[n] = m[i + 1]; });
+    return g.account && g.conversation ? { account: g.account, conversation: g.conversation } : null;
+  };
+
+  const getJSON = (path) => fetch(ep + path, {
+    credentials: 'include', cache: 'no-store', headers: { Accept: 'application/json' },
+  }).then((r) => (r.ok ? r.json() : Promise.reject(r.status)));
+  const errText = (what, err) => (err === 401 ? '' : what + (typeof err === 'number' ? ' (HTTP ' + err + ').' : '.'));
+
+  // CSS via <link> with the script's nonce (a strict CSP allows no inline styles).
+  const cssReady = new Promise((done) => {
+    const link = document.createElement('link');
+    link.rel = 'stylesheet';
+    link.href = cfg.css || ep + 'host.css';
+    if (nonce) link.nonce = nonce;
+    link.onload = link.onerror = () => done();
+    setTimeout(done, 3000);
+    document.head.appendChild(link);
+  });
+
+  // Post only the open conversation's context, only to apps listed for its
+  // account and shown for its inbox, only to the app's exact origin.
+  const postTo = safe((e) => {
+    const ready = cur && listAccount === cur.account && ctx.msg && ctx.key === keyOf(cur) &&
+      e.frame && shown(e.app) && entries.get(e.id) === e;
+    if (!ready) { e.want = true; return; } // posted when the context arrives
+    const w = e.frame.contentWindow;
+    if (!w) return;
+    e.want = false;
+    w.postMessage(e.app.message_format === 'json_string' ? JSON.stringify(ctx.msg) : ctx.msg, e.origin);
+    posts++;
+  });
+  const postAll = () => entries.forEach((e) => { if (e.loaded || e.want) postTo(e); });
+
+  // fetch-info requests: only from our iframes' own windows at the app's origin.
+  window.addEventListener('message', safe((ev) => {
+    if (!ev.source) return;
+    let e = null;
+    entries.forEach((x) => { if (x.frame && x.frame.contentWindow === ev.source) e = x; });
+    if (!e || ev.origin !== e.origin) return;
+    let d = ev.data;
+    if (d === 'chatwoot-dashboard-app:fetch-info') d = { event: 'fetch-info' };
+    else if (typeof d === 'string' && d[0] === '{') { try { d = JSON.parse(d); } catch (_) { return; } }
+    if (d && typeof d === 'object' && d.event === 'fetch-info') postTo(e);
+  }));
+
+  const loadApps = (account) => {
+    let p = appsCache.get(account);
+    if (!p) {
+      p = getJSON('apps?account=' + encodeURIComponent(account));
+      appsCache.set(account, p);
+      p.catch(() => appsCache.delete(account)); // failures are retried
+    }
+    Promise.all([p, cssReady]).then(safe(([apps]) => {
+      if (!cur || cur.account !== account) return;
+      list = (Array.isArray(apps) ? apps : []).filter((a) => {
+        if (!a || a.id == null || !a.url) return false;
+        try {
+          const u = new URL(a.url, location.href);
+          a.origin = u.origin;
+          return /^https?:$/.test(u.protocol); // never a javascript: tab
+        } catch (_) { return false; }
+      });
+      listAccount = account;
+      listErr = '';
+      render();
+      postAll();
+    }), safe((err) => {
+      if (!cur || cur.account !== account) return;
+      list = [];
+      listAccount = account;
+      listErr = errText('Dashboard apps could not be loaded', err);
+      render();
+    }));
+  };
+
+  const loadContext = (c) => {
+    const key = keyOf(c);
+    ctx = { key, msg: null }; // drop the previous conversation's context at once
+    ctxErr = '';
+    const url = 'context?account=' + encodeURIComponent(c.account) +
+      '&conversation=' + encodeURIComponent(c.conversation);
+    getJSON(url).then((msg) => (msg && msg.event === 'appContext' ? msg : Promise.reject(0))).then(safe((msg) => {
+      if (ctx.key !== key) return; // a later navigation won
+      const conv = msg.data && msg.data.conversation;
+      ctx.msg = msg;
+      inbox = conv && conv.inbox_id != null ? String(conv.inbox_id) : null;
+      render();
+      postAll();
+    }), safe((err) => {
+      if (ctx.key !== key) return;
+      inbox = null; // and no context: nothing stale is ever posted
+      ctxErr = errText('Conversation details for the apps could not be loaded', err);
+      render();
+    }));
+  };
+
+  const el = (tag, cls, attrs) => {
+    const n = document.createElement(tag);
+    if (cls) n.className = cls;
+    for (const k in attrs || {}) n.setAttribute(k, attrs[k]);
+    return n;
+  };
+  const icon = (d, cls) => {
+    const ns = 'http://www.w3.org/2000/svg';
+    const s = document.createElementNS(ns, 'svg');
+    const p = document.createElementNS(ns, 'path');
+    s.setAttribute('viewBox', '0 0 16 16');
+    s.setAttribute('class', 'da-ico' + (cls ? ' ' + cls : ''));
+    s.setAttribute('aria-hidden', 'true');
+    p.setAttribute('d', d);
+    s.appendChild(p);
+    return s;
+  };
+
+  const clampW = (w) => Math.max(280, Math.min(w, innerWidth * 0.7));
+
+  const createRoot = () => {
+    root = el('section', 'da-root', { id: 'dashboard-apps', 'aria-label': 'Dashboard apps' });
+    root.hidden = true;
+    handle = el('div', 'da-resize', {
+      role: 'separator', 'aria-orientation': 'vertical', 'aria-label': 'Resize dashboard apps',
+      'aria-valuemin': '280', tabindex: '0',
+    });
+    toggle = el('button', 'da-toggle', { type: 'button', 'aria-controls': 'da-body' });
+    const label = el('span', 'da-tlabel');
+    label.textContent = 'Apps';
+    toggle.append(icon('M6 3.5 10.5 8 6 12.5', 'da-chev'), label);
+    body = el('div', 'da-body', { id: 'da-body' });
+    strip = el('div', 'da-strip');
+    tablist = el('div', 'da-tablist', { role: 'tablist', 'aria-label': 'Dashboard apps' });
+    errEl = el('p', 'da-error', { role: 'status' });
+    errEl.hidden = true;
+    panels = el('div', 'da-panels');
+    strip.appendChild(tablist);
+    body.append(strip, errEl, panels);
+    root.append(handle, toggle, body);
+
+    toggle.addEventListener('click', safe(() => {
+      collapsed = !collapsed;
+      store('collapsed', collapsed ? 1 : 0);
+      layout();
+    }));
+    // WAI-ARIA tabs: arrows move and activate (wrapping), Home/End.
+    tablist.addEventListener('keydown', safe((ev) => {
+      const tabs = visible();
+      const i = tabs.findIndex((e) => e.tab === ev.target);
+      const k = ev.key;
+      if (i < 0 || !tabs.length) return;
+      const j = k === 'ArrowRight' ? (i + 1) % tabs.length : k === 'ArrowLeft' ? (i - 1 + tabs.length) % tabs.length
+        : k === 'Home' ? 0 : k === 'End' ? tabs.length - 1 : -1;
+      if (j < 0) return;
+      ev.preventDefault();
+      select(tabs[j].id, true, true);
+    }));
+    // Pointer capture keeps the drag going over iframes.
+    handle.addEventListener('pointerdown', safe((ev) => {
+      if (ev.button !== 0) return;
+      ev.preventDefault();
+      handle.setPointerCapture(ev.pointerId);
+      root.classList.add('da-dragging');
+    }));
+    handle.addEventListener('pointermove', safe((ev) => {
+      if (!handle.hasPointerCapture(ev.pointerId)) return;
+      width = clampW(innerWidth - ev.clientX);
+      layout();
+    }));
+    handle.addEventListener('lostpointercapture', safe(() => {
+      root.classList.remove('da-dragging');
+      store('width', Math.round(width));
+    }));
+    handle.addEventListener('keydown', safe((ev) => {
+      const d = ev.key === 'ArrowLeft' ? 20 : ev.key === 'ArrowRight' ? -20 : 0;
+      if (!d) return;
+      ev.preventDefault();
+      width = clampW(clampW(width) + d);
+      store('width', Math.round(width));
+      layout();
+    }));
+    window.addEventListener('resize', safe(layout));
+    // The SPA may (re-)render its sidebar after us: re-place, once per frame.
+    let queued = false;
+    new MutationObserver(() => {
+      if (queued) return;
+      queued = true;
+      requestAnimationFrame(safe(() => { queued = false; if (!root.hidden) { place(); layout(); } }));
+    }).observe(document.body, { childList: true, subtree: true });
+  };
+
+  const build = (e) => {
+    const id = e.id;
+    e.tab = el('button', 'da-tab', {
+      type: 'button', role: 'tab', id: 'da-tab-' + id, 'aria-controls': 'da-panel-' + id,
+      'aria-selected': 'false', tabindex: '-1', 'data-app-id': id,
+    });
+    e.tab.addEventListener('click', safe(() => select(id, true)));
+    e.panel = el('div', 'da-panel', {
+      role: 'tabpanel', id: 'da-panel-' + id, 'aria-labelledby': 'da-tab-' + id, 'data-app-id': id,
+    });
+    e.panel.hidden = true;
+    const bar = el('div', 'da-bar');
+    e.title = el('span', 'da-title');
+    e.open = el('a', 'da-btn da-open', {
+      href: e.app.url, target: '_blank', rel: 'noopener', title: 'Open in new tab', 'aria-label': 'Open in new tab',
+    });
+    e.open.appendChild(icon('M9.5 2.5h4v4M13.5 2.5 8 8M11.5 9.5v4h-9v-9h4'));
+    const reload = el('button', 'da-btn da-reload', { type: 'button', title: 'Reload', 'aria-label': 'Reload' });
+    reload.appendChild(icon('M13.5 8a5.5 5.5 0 1 1-1.6-3.9M12.5 1.5v3h-3'));
+    reload.addEventListener('click', safe(() => {
+      e.load.hidden = false;
+      // Reload the app's current page; if it left our origin, restart it.
+      try { e.frame.contentWindow.location.reload(); } catch (_) { e.frame.src = e.app.url; }
+    }));
+    bar.append(e.title, e.open, reload);
+    const wrap = el('div', 'da-wrap');
+    e.load = el('div', 'da-loading', { role: 'status' });
+    e.load.textContent = 'Loading…';
+    // src before insertion: no about:blank load first.
+    e.frame = el('iframe', 'da-frame', { src: e.app.url, 'data-app-id': id });
+    e.frame.addEventListener('load', safe(() => {
+      e.loaded = true;
+      e.load.hidden = true;
+      postTo(e); // every load, including navigations inside the app
+    }));
+    wrap.append(e.load, e.frame);
+    e.panel.append(bar, wrap);
+    panels.appendChild(e.panel);
+  };
+
+  const drop = (e) => {
+    if (e.tab) { e.tab.remove(); e.panel.remove(); }
+    entries.delete(e.id);
+  };
+
+  const select = (id, user, focus) => {
+    const tabs = visible();
+    const t = tabs.find((e) => e.id === id) || tabs[0];
+    entries.forEach((e) => {
+      if (!e.tab) return;
+      const on = e === t;
+      e.tab.setAttribute('aria-selected', String(on));
+      e.tab.tabIndex = on ? 0 : -1;
+      e.panel.hidden = !on; // hidden, never removed: the iframe keeps its state
+    });
+    if (t && user) store('selected', t.id);
+    if (t && focus) t.tab.focus();
+  };
+
+  // Into the helpdesk's sidebar if present, else an own panel. Moving an
+  // iframe reloads it, so move only when needed.
+  const place = () => {
+    const p = root.parentElement;
+    const inSidebar = cfg.sidebar && p && p !== document.body && root.isConnected && attempt(() => p.matches(cfg.sidebar));
+    if (!inSidebar) {
+      const sb = cfg.sidebar && attempt(() => document.querySelector(cfg.sidebar));
+      const target = sb && !root.contains(sb) ? sb : document.body;
+      if (p !== target) target.appendChild(root);
+    }
+    mode = root.parentElement === document.body ? 'panel' : 'sidebar';
+  };
+
+  // Own panel: fixed on the right, its width reserved on <body> (if the
+  // viewport is wide enough) so it covers nothing.
+  const layout = () => {
+    if (!root) return;
+    const panel = mode === 'panel' && !root.hidden;
+    const w = Math.round(clampW(width));
+    root.classList.toggle('da-mode-panel', mode === 'panel');
+    root.classList.toggle('da-mode-sidebar', mode === 'sidebar');
+    root.classList.toggle('da-collapsed', panel && collapsed);
+    root.style.width = panel && !collapsed ? w + 'px' : '';
+    toggle.setAttribute('aria-expanded', String(!collapsed));
+    toggle.setAttribute('aria-label', collapsed ? 'Show dashboard apps' : 'Hide dashboard apps');
+    handle.setAttribute('aria-valuenow', String(w));
+    // The panel keeps an empty strip for its toggle; the sidebar doesn't.
+    strip.hidden = mode === 'sidebar' && !visible().length;
+    handle.setAttribute('aria-valuemax', String(Math.round(innerWidth * 0.7)));
+    const bs = document.body.style;
+    if (bodyMargin === null) bodyMargin = bs.marginRight;
+    const m = panel && !collapsed && innerWidth - w >= 600 ? w + 'px' : bodyMargin;
+    if (bs.marginRight !== m) bs.marginRight = m;
+  };
+
+  const render = () => {
+    if (!root) {
+      if (!cur) return;
+      createRoot();
+    }
+    // Reconcile with the list: drop unlisted apps, keep the others' iframes.
+    const apps = list || [];
+    const ids = new Set(apps.map((a) => String(a.id)));
+    entries.forEach((e) => { if (!ids.has(e.id)) drop(e); });
+    apps.forEach((a) => {
+      const id = String(a.id);
+      let e = entries.get(id);
+      if (e && e.app.url !== a.url) { drop(e); e = null; }
+      if (!e) entries.set(id, e = { id, origin: a.origin, loaded: false, want: false });
+      e.app = a;
+      if (!e.tab && shown(a)) build(e); // iframes only for apps shown here
+      if (e.tab) {
+        const name = String(a.name == null ? id : a.name);
+        e.tab.textContent = name; // text, never HTML
+        e.title.textContent = name;
+        e.frame.title = name;
+        e.tab.hidden = !shown(a);
+      }
+    });
+    apps.map((a) => entries.get(String(a.id)).tab).filter(Boolean).forEach((t, i) => {
+      if (tablist.children[i] !== t) tablist.insertBefore(t, tablist.children[i] || null);
+    });
+    const tabs = visible();
+    const want = [store('selected'), (tabs.find((e) => e.tab.tabIndex === 0) || {}).id]
+      .find((id) => tabs.some((e) => e.id === id));
+    select(want, false);
+    const err = listErr || ctxErr;
+    errEl.textContent = err;
+    errEl.hidden = !err;
+    root.hidden = !cur || !(tabs.length || err);
+    if (!root.hidden) place();
+    layout();
+  };
+
+  const sync = safe(() => {
+    const prev = cur;
+    cur = match(location.pathname);
+    if (cur) {
+      if (!prev || prev.account !== cur.account) loadApps(cur.account);
+      if (!prev || keyOf(prev) !== keyOf(cur)) loadContext(cur);
+    }
+    render();
+  });
+
+  const start = safe(() => {
+    // SPA navigation: history API, back/forward, Navigation API.
+    ['pushState', 'replaceState'].forEach((k) => {
+      const orig = history[k];
+      if (typeof orig !== 'function') return;
+      history[k] = function (...args) {
+        const r = orig.apply(this, args);
+        sync();
+        return r;
+      };
+    });
+    window.addEventListener('popstate', sync);
+    attempt(() => window.navigation && navigation.addEventListener('navigatesuccess', sync));
+    sync();
+  });
+
+  if (document.body) start();
+  else document.addEventListener('DOMContentLoaded', start);
+})();

@@ -1,0 +1,304 @@
+package caddymodule
+
+import (
+	"bytes"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"golang.org/x/net/html"
+)
+
+// maxHeadScan bounds how much of a page is held back while looking for the
+// end of its head; a page whose head is longer is served as it is.
+const maxHeadScan = 256 << 10
+
+// headEnd finds where the host script goes in the start of an HTML
+// document: before the real </head>, else at the start of the body (after
+// an explicit <body> tag, before the first element or text that opens the
+// body implicitly). A </head> inside a script, a comment or an attribute is
+// not it. more is true when doc may be cut in the middle of what decides,
+// and final says it is not.
+func headEnd(doc []byte, final bool) (at int, found, more bool) {
+	z := html.NewTokenizer(bytes.NewReader(doc))
+	offset := 0
+	rawIn := "" // the head element whose raw text is being read
+	for {
+		tt := z.Next()
+		raw := z.Raw()
+		start, end := offset, offset+len(raw)
+		offset = end
+		switch tt {
+		case html.ErrorToken:
+			return 0, false, !final
+		case html.TextToken:
+			if end == len(doc) && !final {
+				return 0, false, true // text cut short may be a tag or a byte order mark: wait for the rest
+			}
+			if rawIn != "" || isBlank(raw) {
+				continue
+			}
+			return start, true, false
+		case html.StartTagToken, html.SelfClosingTagToken:
+			name, _ := z.TagName()
+			switch string(name) {
+			case "html", "head", "base", "link", "meta", "basefont", "bgsound":
+			case "script", "style", "title", "noscript", "template":
+				if tt == html.StartTagToken {
+					rawIn = string(name)
+				}
+			case "body":
+				if end == len(doc) && !final {
+					return 0, false, true
+				}
+				return end, true, false
+			default:
+				return start, true, false
+			}
+		case html.EndTagToken:
+			name, _ := z.TagName()
+			if string(name) == rawIn {
+				rawIn = ""
+			} else if string(name) == "head" && rawIn == "" {
+				return start, true, false
+			}
+		}
+	}
+}
+
+func isBlank(b []byte) bool {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // a byte order mark is no content
+	return len(bytes.TrimLeft(b, " \t\r\n\f")) == 0
+}
+
+// headInjector streams a page, holding back only its start until the
+// insertion point is known.
+type headInjector struct {
+	dst     io.Writer
+	snippet []byte
+	held    []byte
+	done    bool
+	failed  func(reason string)
+}
+
+func (j *headInjector) Write(p []byte) (int, error) {
+	if j.done {
+		return j.dst.Write(p)
+	}
+	j.held = append(j.held, p...)
+	if err := j.try(false); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (j *headInjector) try(final bool) error {
+	at, found, more := headEnd(j.held, final)
+	switch {
+	case found:
+		j.done = true
+		return j.writeAll(j.held[:at], j.snippet, j.held[at:])
+	case more && len(j.held) <= maxHeadScan:
+		return nil
+	case more:
+		j.failed("no end of head in the first 256 KiB")
+	default:
+		j.failed("no head or body in the page")
+	}
+	j.done = true
+	return j.writeAll(j.held)
+}
+
+func (j *headInjector) writeAll(parts ...[]byte) error {
+	for _, p := range parts {
+		if _, err := j.dst.Write(p); err != nil {
+			return err
+		}
+	}
+	j.held = nil
+	return nil
+}
+
+// Flush writes nothing until the insertion point is known: a page is not
+// flushed before its head is complete anyway.
+func (j *headInjector) Flush() error { return nil }
+
+func (j *headInjector) Close() error {
+	if j.done {
+		return nil
+	}
+	return j.try(true)
+}
+
+// injectResponse wraps the helpdesk's response to a page request and
+// inserts the host script in HTML pages.
+type injectResponse struct {
+	caddyhttp.ResponseWriterWrapper
+	h           *Handler
+	r           *http.Request
+	wroteHeader bool
+	body        bodyTransform
+}
+
+func (w *injectResponse) WriteHeader(status int) {
+	if w.wroteHeader || status < 200 {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.wroteHeader = true
+	hd := w.Header()
+	switch status {
+	case http.StatusOK:
+		w.body = w.transform(hd)
+	case http.StatusNotModified:
+		if w.isHTMLish(hd) || hd.Get("Content-Type") == "" {
+			markETag(hd, w.h.assets.version)
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *injectResponse) isHTMLish(hd http.Header) bool {
+	mt, _, _ := mime.ParseMediaType(hd.Get("Content-Type"))
+	return mt == "text/html"
+}
+
+// transform sets up the injection for a 200 response, or returns nil to
+// serve it as it is.
+func (w *injectResponse) transform(hd http.Header) bodyTransform {
+	if !w.isHTMLish(hd) || w.r.Method != http.MethodGet {
+		return nil
+	}
+	var decode func(io.Reader) (io.Reader, error)
+	switch enc := strings.ToLower(strings.TrimSpace(hd.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	default:
+		if decode = decoderFor(enc); decode == nil {
+			w.h.injectFailed("the page is in an encoding the gateway cannot decode: "+enc, w.r)
+			return nil
+		}
+	}
+	nonce, integrity := adaptPageCSP(hd, requestOrigin(w.r), w.h.Prefix, w.h.assets.jsIntegrity)
+	snippet := w.h.snippet(nonce, integrity)
+	for _, name := range []string{"Content-Length", "Accept-Ranges", "Content-Md5", "Digest", "Content-Digest", "Repr-Digest"} {
+		hd.Del(name)
+	}
+	markETag(hd, w.h.assets.version)
+	var t bodyTransform = &headInjector{dst: w.ResponseWriter, snippet: snippet, failed: func(reason string) { w.h.injectFailed(reason, w.r) }}
+	if decode != nil {
+		hd.Del("Content-Encoding")
+		t = newDecodingTransform(decode, t)
+	}
+	return t
+}
+
+func (w *injectResponse) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.body != nil {
+		return w.body.Write(p)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *injectResponse) ReadFrom(r io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.body != nil {
+		return io.Copy(w.body, r)
+	}
+	return w.ResponseWriterWrapper.ReadFrom(r)
+}
+
+func (w *injectResponse) FlushError() error {
+	if w.body != nil {
+		if err := w.body.Flush(); err != nil {
+			return err
+		}
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *injectResponse) Flush() { _ = w.FlushError() }
+
+func (w *injectResponse) close() error {
+	if w.body == nil {
+		return nil
+	}
+	return w.body.Close()
+}
+
+// serveInjected passes a page request to the helpdesk and injects the host
+// script into its HTML answer.
+func (h *Handler) serveInjected(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Ask only for encodings the gateway can decode, and strip the
+	// gateway's mark from validators so the helpdesk recognises its own.
+	r.Header.Set("Accept-Encoding", decodableEncodings(r.Header.Get("Accept-Encoding")))
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		r.Header.Set("If-None-Match", unmarkETags(inm, h.assets.version))
+	}
+	iw := &injectResponse{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, r: r}
+	err := next.ServeHTTP(iw, r)
+	if cerr := iw.close(); cerr != nil && err == nil {
+		h.injectFailed("writing the page: "+cerr.Error(), r)
+	}
+	return err
+}
+
+// injectFailed logs an injection failure once per handler, so that a
+// helpdesk whose pages the gateway cannot read does not flood the log.
+func (h *Handler) injectFailed(reason string, r *http.Request) {
+	h.injectFailOnce.Do(func() {
+		h.logger.Warn("served a helpdesk page without the dashboard apps host script (logged once)",
+			zap.String("reason", reason), zap.String("path", r.URL.Path))
+	})
+}
+
+// etagMark is appended to the helpdesk's validators for injected pages, so
+// that a new host script version is a new page version.
+func etagMark(version string) string { return "-da" + version }
+
+// markETag makes the page's validator weak (the bytes are no longer the
+// helpdesk's) and specific to the host script version.
+func markETag(hd http.Header, version string) {
+	etag := hd.Get("Etag")
+	if etag == "" || !strings.HasSuffix(etag, `"`) {
+		return
+	}
+	etag = strings.TrimPrefix(etag, "W/")
+	hd.Set("Etag", "W/"+etag[:len(etag)-1]+etagMark(version)+`"`)
+}
+
+// unmarkETags undoes markETag in an If-None-Match value.
+func unmarkETags(v, version string) string {
+	return strings.ReplaceAll(v, etagMark(version)+`"`, `"`)
+}
+
+// requestOrigin is the site's origin as the browser sees it.
+func requestOrigin(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+// decodableEncodings filters an Accept-Encoding value to what the gateway
+// can decode.
+func decodableEncodings(accept string) string {
+	var keep []string
+	for _, part := range strings.Split(accept, ",") {
+		name, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if decoderFor(strings.ToLower(strings.TrimSpace(name))) != nil {
+			keep = append(keep, strings.TrimSpace(part))
+		}
+	}
+	if len(keep) == 0 {
+		return "identity"
+	}
+	return strings.Join(keep, ", ")
+}

@@ -1,0 +1,160 @@
+package caddymodule
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+const testSnippet = "<!--SNIPPET-->"
+
+// inject runs a document through the head injector, in chunks of size
+// chunk (0: one write), and returns the output and whether it failed.
+func inject(t *testing.T, doc string, chunk int) (string, string) {
+	t.Helper()
+	var out bytes.Buffer
+	failure := ""
+	j := &headInjector{dst: &out, snippet: []byte(testSnippet), failed: func(r string) { failure = r }}
+	if chunk == 0 {
+		chunk = len(doc) + 1
+	}
+	for i := 0; i < len(doc); i += chunk {
+		end := min(i+chunk, len(doc))
+		if _, err := j.Write([]byte(doc[i:end])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), failure
+}
+
+func TestHeadInjection(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"plain head", "<!doctype html><html><head><title>x</title></head><body>b</body></html>",
+			"<!doctype html><html><head><title>x</title>" + testSnippet + "</head><body>b</body></html>"},
+		{"upper case", "<HTML><HEAD><TITLE>x</TITLE></HEAD><BODY>b</BODY></HTML>",
+			"<HTML><HEAD><TITLE>x</TITLE>" + testSnippet + "</HEAD><BODY>b</BODY></HTML>"},
+		{"head end in a script", `<head><script>document.write("</head>")</script></head><body></body>`,
+			`<head><script>document.write("</head>")</script>` + testSnippet + `</head><body></body>`},
+		{"head end in a comment", `<head><!-- </head> --><meta charset=utf-8></head>`,
+			`<head><!-- </head> --><meta charset=utf-8>` + testSnippet + `</head>`},
+		{"head end in an attribute", `<head><meta content="</head>"></head><body>`,
+			`<head><meta content="</head>">` + testSnippet + `</head><body>`},
+		{"head end in a title", `<head><title></head></title></head>`,
+			`<head><title></head></title>` + testSnippet + `</head>`},
+		{"no head, body tag", `<!doctype html><body class="x"><p>hi`,
+			`<!doctype html><body class="x">` + testSnippet + `<p>hi`},
+		{"no head, no body", `<!doctype html><div id="app"></div>`,
+			`<!doctype html>` + testSnippet + `<div id="app"></div>`},
+		{"byte order mark", "\xef\xbb\xbf<html><head></head>",
+			"\xef\xbb\xbf<html><head>" + testSnippet + "</head>"},
+		{"head closed implicitly by text", `<html><head><meta charset=utf-8>Hello`,
+			`<html><head><meta charset=utf-8>` + testSnippet + `Hello`},
+		{"unclosed head at end", `<html><head><title>t</title>`, `<html><head><title>t</title>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, chunk := range []int{0, 1, 3, 7} {
+				got, _ := inject(t, tc.in, chunk)
+				if got != tc.want {
+					t.Errorf("chunk %d:\n got %q\nwant %q", chunk, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestHeadInjectionGivesUpUnmodified(t *testing.T) {
+	long := "<html><head><title>" + strings.Repeat("x", maxHeadScan+10)
+	got, failure := inject(t, long, 4096)
+	if got != long || failure == "" {
+		t.Errorf("a page with an endless head must pass unmodified and report: %q", failure)
+	}
+	// Text opens the body: the script goes before it.
+	if got, _ = inject(t, "just text", 0); got != testSnippet+"just text" {
+		t.Errorf("got %q", got)
+	}
+	// Comments and a doctype alone: nothing to put the script in.
+	if got, failure = inject(t, "<!doctype html><!-- x -->", 0); got != "<!doctype html><!-- x -->" || failure == "" {
+		t.Errorf("got %q, failure %q", got, failure)
+	}
+}
+
+// TestInjectionGolden injects into real-world-shaped pages under
+// testdata/golden/inject and compares with the .out files.
+func TestInjectionGolden(t *testing.T) {
+	files, _ := filepath.Glob("../testdata/golden/inject/*.in.html")
+	if len(files) == 0 {
+		t.Skip("no golden pages")
+	}
+	for _, in := range files {
+		src, _ := os.ReadFile(in)
+		got, _ := inject(t, string(src), 512)
+		golden := strings.TrimSuffix(in, ".in.html") + ".out.html"
+		if *update {
+			os.WriteFile(golden, []byte(got), 0o644)
+		}
+		want, _ := os.ReadFile(golden)
+		if got != string(want) {
+			t.Errorf("%s: output differs from %s", in, golden)
+		}
+	}
+}
+
+func TestInjectedResponseHeaders(t *testing.T) {
+	h := &Handler{Prefix: defaultPrefix, assets: &hostAssets{version: "abc123", jsIntegrity: "sha256-xyz"}, snippetConfig: `{}`, injectFailOnce: new(sync.Once), logger: testLogger()}
+	var page bytes.Buffer
+	zw := gzip.NewWriter(&page)
+	io.WriteString(zw, "<html><head></head><body>hi</body></html>")
+	zw.Close()
+	next := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if got := r.Header.Get("If-None-Match"); got != `W/"v1"` {
+			t.Errorf("If-None-Match to the helpdesk = %q", got)
+		}
+		if ae := r.Header.Get("Accept-Encoding"); strings.Contains(ae, "br") {
+			t.Errorf("asked the helpdesk for %q", ae)
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Length", "999")
+		w.Header().Set("Etag", `"v1"`)
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'nonce-r4nd0m' 'strict-dynamic'")
+		w.Write(page.Bytes())
+		return nil
+	})
+	req := httptest.NewRequest("GET", "http://helpdesk.test/app/accounts/1", nil)
+	req.Header.Set("Accept-Encoding", "gzip, br")
+	req.Header.Set("If-None-Match", `W/"v1-daabc123"`)
+	rec := httptest.NewRecorder()
+	if err := h.serveInjected(rec, req, next); err != nil {
+		t.Fatal(err)
+	}
+	res := rec.Result()
+	body, _ := io.ReadAll(res.Body)
+	if res.Header.Get("Content-Encoding") != "" || res.Header.Get("Content-Length") == "999" {
+		t.Errorf("stale headers: %v", res.Header)
+	}
+	if got := res.Header.Get("Etag"); got != `W/"v1-daabc123"` {
+		t.Errorf("ETag = %q", got)
+	}
+	want := `<html><head><script type="application/json" id="dashboard-apps-config">{}</script>` +
+		`<script src="/_dashboard_apps/host.js?v=abc123" defer nonce="r4nd0m"></script></head><body>hi</body></html>`
+	if string(body) != want {
+		t.Errorf("body:\n got %s\nwant %s", body, want)
+	}
+	if csp := res.Header.Get("Content-Security-Policy"); csp != "default-src 'self'; script-src 'nonce-r4nd0m' 'strict-dynamic'" {
+		t.Errorf("a policy that already lets the script in was changed: %q", csp)
+	}
+}
+
+type handlerFunc func(http.ResponseWriter, *http.Request) error
+
+func (f handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }

@@ -1,0 +1,215 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
+)
+
+// appProxy serves one app: request hygiene, then Caddy's own reverse proxy,
+// with the response rewritten on its way back (see appResponse).
+type appProxy struct {
+	app      *AppConfig
+	mapper   *rewrite.Mapper
+	proxy    caddyhttp.MiddlewareHandler
+	statuses *statusClasses
+	logger   *zap.Logger
+}
+
+func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, metrics *gatewayMetrics) (*appProxy, error) {
+	cfg, err := reverseProxyConfig(app, prefix)
+	if err != nil {
+		return nil, err
+	}
+	mod, err := ctx.LoadModuleByID("http.handlers.reverse_proxy", cfg)
+	if err != nil {
+		return nil, fmt.Errorf("loading its reverse proxy: %v", err)
+	}
+	return &appProxy{
+		app:      app,
+		mapper:   rewrite.NewMapper(app.upstream, prefix+app.id+"/"),
+		proxy:    mod.(caddyhttp.MiddlewareHandler),
+		statuses: metrics.classesFor(app.id),
+		logger:   ctx.Logger().With(zap.String("app", app.id)),
+	}, nil
+}
+
+// reverseProxyConfig is the JSON of the reverse_proxy handler for app.
+func reverseProxyConfig(app *AppConfig, prefix string) (json.RawMessage, error) {
+	u := app.upstream
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	transport := map[string]any{
+		"protocol":                "http",
+		"response_header_timeout": caddy.Duration(app.timeout()),
+	}
+	if u.Scheme == "https" {
+		tls := map[string]any{} // present (even empty) is what turns TLS on
+		if t := app.TLS; t != nil {
+			if t.CAFile != "" {
+				tls["root_ca_pem_files"] = []string{t.CAFile}
+			}
+			if t.ServerName != "" {
+				tls["server_name"] = t.ServerName
+			}
+			if t.InsecureSkipVerify {
+				tls["insecure_skip_verify"] = true
+			}
+		}
+		transport["tls"] = tls
+	}
+	cfg := map[string]any{
+		"upstreams": []map[string]string{{"dial": net.JoinHostPort(u.Hostname(), port)}},
+		"transport": transport,
+		"headers": map[string]any{"request": map[string]any{"set": map[string][]string{
+			"Host":               {u.Host},
+			"X-Forwarded-Prefix": {prefix + app.id},
+		}}},
+	}
+	return json.Marshal(cfg)
+}
+
+var noNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+
+// serve proxies a request whose escaped path below the app's prefix is sub.
+func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, sub string) error {
+	upPath, err := p.mapper.UpstreamPath(sub)
+	if err != nil {
+		p.logger.Debug("refused a request path", zap.String("path", r.URL.EscapedPath()), zap.Error(err))
+		return writePage(w, http.StatusBadRequest, "Bad request", "This address would leave the app.")
+	}
+	decoded, err := url.PathUnescape(upPath)
+	if err != nil {
+		return writePage(w, http.StatusBadRequest, "Bad request", "The address is not valid.")
+	}
+	up := r.Clone(r.Context())
+	up.URL.Path, up.URL.RawPath = decoded, upPath
+	p.cleanRequest(up, r)
+
+	doc := &url.URL{Scheme: p.app.upstream.Scheme, Host: p.app.upstream.Host, Path: decoded, RawPath: upPath}
+	rw := newAppResponse(w, p, doc, r)
+	err = p.proxy.ServeHTTP(rw, up, noNext)
+	if cerr := rw.close(); cerr != nil && err == nil {
+		p.logger.Warn("rewriting the app's response", zap.Error(cerr))
+	}
+	if err == nil {
+		return nil
+	}
+	return p.proxyError(w, rw, r, err)
+}
+
+// proxyError turns a proxy failure into the app's error page, inside its
+// tab, rather than Caddy's error handling for the whole site.
+func (p *appProxy) proxyError(w http.ResponseWriter, rw *appResponse, r *http.Request, err error) error {
+	status := http.StatusBadGateway
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) && he.StatusCode != 0 {
+		status = he.StatusCode
+	}
+	p.statuses.count(0)
+	if status == 499 || r.Context().Err() != nil {
+		return nil // the browser went away; nobody is left to tell
+	}
+	p.logger.Error("proxying to the app failed", zap.String("url", p.app.URL), zap.Int("status", status), zap.Error(err))
+	if rw.wroteHeader {
+		return nil // the response is under way; all that can be done is end it
+	}
+	title, text := "App unavailable", fmt.Sprintf("%s is not answering right now. Try again in a moment; if it persists, tell your administrator.", p.app.Name)
+	if status == http.StatusGatewayTimeout {
+		title, text = "App timed out", fmt.Sprintf("%s took too long to answer. Try again in a moment; if it persists, tell your administrator.", p.app.Name)
+	}
+	return writePage(w, status, title, text)
+}
+
+// cleanRequest removes what must never reach an app and restores what the
+// app set itself. orig is the browser's request, up the copy sent upstream.
+func (p *appProxy) cleanRequest(up, orig *http.Request) {
+	h := up.Header
+	// The agent's helpdesk credentials are for the helpdesk alone.
+	h.Del("Authorization")
+	h.Del("Proxy-Authorization")
+	h.Del("Api_access_token")
+	for name := range h {
+		if strings.HasPrefix(name, "X-Dashboard-") || strings.HasPrefix(name, "Access-Token") {
+			h.Del(name)
+		}
+	}
+	if q := up.URL.RawQuery; strings.Contains(q, "api_access_token") {
+		v := up.URL.Query()
+		v.Del("api_access_token")
+		up.URL.RawQuery = v.Encode()
+	}
+	// Only the app's own cookies, under the names it gave them.
+	if c := rewrite.AppCookies(h.Values("Cookie"), p.app.id); c != "" {
+		h.Set("Cookie", c)
+	} else {
+		h.Del("Cookie")
+	}
+	h.Set("Accept-Encoding", upstreamAcceptEncoding(orig))
+	p.mapOrigin(h, orig)
+}
+
+// mapOrigin shows the app its own origin in Origin and Referer when the
+// request came from the app's own pages on the helpdesk's site, so that
+// CSRF checks in app frameworks (which compare them with Host) pass. A
+// request from any other origin keeps what the browser said.
+func (p *appProxy) mapOrigin(h http.Header, orig *http.Request) {
+	scheme := "http"
+	if orig.TLS != nil {
+		scheme = "https"
+	}
+	self := scheme + "://" + orig.Host
+	if o := h.Get("Origin"); o != "" && strings.EqualFold(o, self) {
+		h.Set("Origin", p.mapper.Origin())
+	}
+	if ref := h.Get("Referer"); ref != "" && sameOrigin(ref, self) {
+		mapped, ok := p.mapper.UpstreamURL(ref[len(self):])
+		if !ok {
+			// A helpdesk page: its address is none of the app's business.
+			mapped = p.mapper.Origin() + "/"
+		}
+		h.Set("Referer", mapped)
+	}
+}
+
+// sameOrigin reports whether the absolute URL u is on origin.
+func sameOrigin(u, origin string) bool {
+	return len(u) >= len(origin) && strings.EqualFold(u[:len(origin)], origin) &&
+		(len(u) == len(origin) || u[len(origin)] == '/')
+}
+
+// upstreamAcceptEncoding asks the app only for encodings the gateway can
+// decode, and for no encoding at all on requests that will likely be
+// rewritten (pages and stylesheets), so those are not decoded needlessly.
+func upstreamAcceptEncoding(r *http.Request) string {
+	switch r.Header.Get("Sec-Fetch-Dest") {
+	case "document", "iframe", "frame", "style":
+		return "identity"
+	}
+	if a := r.Header.Get("Accept"); strings.Contains(a, "text/html") || strings.Contains(a, "text/css") {
+		return "identity"
+	}
+	return decodableEncodings(r.Header.Get("Accept-Encoding"))
+}
+
+// entryURL is where the app's tab opens: its proxied prefix, with the query
+// of the app's configured URL.
+func (p *appProxy) entryURL() string {
+	u := p.mapper.Proxied()
+	if q := p.app.upstream.RawQuery; q != "" {
+		u += "?" + q
+	}
+	return u
+}

@@ -1,0 +1,456 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// hostileApp is an upstream app that does everything that breaks an app in
+// an iframe on another site: framing headers, origin-wide headers, Domain
+// cookies, absolute redirects, root-relative links, compression it was not
+// asked for.
+func hostileApp() http.Handler {
+	mux := http.NewServeMux()
+	hostile := func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none', frame-ancestors https://a.example; img-src *")
+		h.Set("Content-Security-Policy-Report-Only", "frame-ancestors 'none'")
+		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		h.Set("Clear-Site-Data", `"*"`)
+		h.Set("Service-Worker-Allowed", "/")
+		h.Add("Set-Cookie", "sid=s3cret; Domain=127.0.0.1; Path=/; HttpOnly")
+		h.Add("Set-Cookie", "cw_d_session_info=stolen; Path=/")
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		hostile(w, r)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html><head><link rel=stylesheet href="/style.css"></head>`+
+			`<body><a href="/orders?id=1">orders</a> <a href="http://%s/abs">abs</a> <a href="https://elsewhere.example/x">out</a>`+
+			`<img src='/img.png' srcset="/a.png 1x, /b.png 2x"><script>var u = "<a href=/x>";</script></body></html>`, r.Host)
+	})
+	mux.HandleFunc("/style.css", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css")
+		io.WriteString(w, `body{background:url(/bg.png)} .x{background:url("http://`+r.Host+`/y.png")}`)
+	})
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://"+r.Host+"/landing?x=1", http.StatusFound)
+	})
+	mux.HandleFunc("/redirect-out", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://elsewhere.example/", http.StatusFound)
+	})
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"host": r.Host, "path": r.URL.EscapedPath(), "query": r.URL.RawQuery, "header": r.Header})
+	}
+	mux.HandleFunc("/echo", echo)
+	mux.HandleFunc("/tools/", echo) // the tools app lives under /tools/
+	mux.HandleFunc("/gzip", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		io.WriteString(zw, `<a href="/gz">gz</a>`)
+		zw.Close()
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/asset.bin", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", "11000")
+		w.Write(bytes.Repeat([]byte("<a href=/x>"), 1000))
+	})
+	return mux
+}
+
+var (
+	upstreamsOnce sync.Once
+	upstreams     []*httptest.Server
+	appServer     *httptest.Server
+	framedServer  *httptest.Server
+	helpdesk      *httptest.Server
+)
+
+func startUpstreams() {
+	upstreamsOnce.Do(func() {
+		appServer = httptest.NewServer(hostileApp())
+		framedServer = httptest.NewServer(framedApp())
+		helpdesk = httptest.NewServer(testHelpdesk())
+		upstreams = append(upstreams, appServer, framedServer, helpdesk)
+	})
+}
+
+func stopUpstreams() {
+	for _, s := range upstreams {
+		s.Close()
+	}
+}
+
+const gatewayBase = "http://localhost:9080"
+
+// testHelpdesk stands in for the helpdesk behind the gateway.
+func testHelpdesk() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/app/frame-test", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, `<!doctype html><title>Helpdesk</title><iframe src="/dashboard-apps/framed/" width="600" height="400"></iframe>`)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "helpdesk")
+	})
+	return mux
+}
+
+// gatewayConfig is the Caddyfile the integration tests share.
+func gatewayConfig() string {
+	startUpstreams()
+	return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	persist_config off
+	dashboard_apps {
+		app orders "Orders" %[1]s/
+		app tools "Tools" %[1]s/tools/
+		app slow "Slow" %[1]s/ {
+			timeout 300ms
+		}
+		app down "Down & Out" http://127.0.0.1:1/
+		app framed "Framed" %[2]s/
+	}
+}
+http://localhost:9080 {
+	dashboard_apps
+	reverse_proxy %[3]s
+}
+`, appServer.URL, framedServer.URL, helpdesk.URL)
+}
+
+// newGateway loads the shared config into the in-process Caddy.
+func newGateway(t *testing.T) *caddytest.Tester {
+	t.Helper()
+	tester := caddytest.NewTester(t)
+	tester.InitServer(gatewayConfig(), "caddyfile")
+	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return tester
+}
+
+func get(t *testing.T, tester *caddytest.Tester, path string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, gatewayBase+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	resp, err := tester.Client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func TestProxyFixesFramingAndOriginWideHeaders(t *testing.T) {
+	tester := newGateway(t)
+	resp, body := get(t, tester, "/dashboard-apps/orders/")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	h := resp.Header
+	for _, gone := range []string{"X-Frame-Options", "Strict-Transport-Security", "Clear-Site-Data", "Service-Worker-Allowed"} {
+		if v := h.Values(gone); len(v) > 0 {
+			t.Errorf("%s reached the browser: %q", gone, v)
+		}
+	}
+	if got, want := h.Get("Content-Security-Policy"), "default-src 'self'; frame-ancestors 'self', frame-ancestors 'self'; img-src *"; got != want {
+		t.Errorf("CSP = %q, want %q", got, want)
+	}
+	if got := h.Get("Content-Security-Policy-Report-Only"); got != "frame-ancestors 'self'" {
+		t.Errorf("CSP-Report-Only = %q", got)
+	}
+	cookies := h.Values("Set-Cookie")
+	if len(cookies) != 2 {
+		t.Fatalf("Set-Cookie = %q", cookies)
+	}
+	for _, c := range cookies {
+		lc := strings.ToLower(c)
+		if !strings.HasPrefix(c, "dapp_orders_") || strings.Contains(lc, "domain=") || !strings.Contains(lc, "path=/dashboard-apps/orders/") {
+			t.Errorf("Set-Cookie not scoped to the app: %q", c)
+		}
+	}
+	host := strings.TrimPrefix(appServer.URL, "http://")
+	for _, want := range []string{
+		`href="/dashboard-apps/orders/style.css"`,
+		`href="/dashboard-apps/orders/orders?id=1"`,
+		`href="/dashboard-apps/orders/abs"`,
+		`href="https://elsewhere.example/x"`,
+		`src='/dashboard-apps/orders/img.png'`,
+		`srcset="/dashboard-apps/orders/a.png 1x, /dashboard-apps/orders/b.png 2x"`,
+		`var u = "<a href=/x>";`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("body lacks %s:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, host) {
+		t.Errorf("body still names the app's origin %s:\n%s", host, body)
+	}
+}
+
+func TestProxyRewritesCSS(t *testing.T) {
+	tester := newGateway(t)
+	_, body := get(t, tester, "/dashboard-apps/orders/style.css")
+	want := `body{background:url(/dashboard-apps/orders/bg.png)} .x{background:url("/dashboard-apps/orders/y.png")}`
+	if body != want {
+		t.Errorf("CSS = %q, want %q", body, want)
+	}
+}
+
+func TestProxyDecodesCompressionItDidNotAskFor(t *testing.T) {
+	tester := newGateway(t)
+	resp, body := get(t, tester, "/dashboard-apps/orders/gzip", "Accept-Encoding", "gzip")
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" {
+		t.Errorf("Content-Encoding = %q after rewriting", ce)
+	}
+	if body != `<a href="/dashboard-apps/orders/gz">gz</a>` {
+		t.Errorf("body = %q", body)
+	}
+}
+
+func TestProxyPassesOtherBodiesUntouched(t *testing.T) {
+	tester := newGateway(t)
+	resp, body := get(t, tester, "/dashboard-apps/orders/asset.bin")
+	if want := strings.Repeat("<a href=/x>", 1000); body != want {
+		t.Errorf("asset changed: %d bytes", len(body))
+	}
+	if resp.Header.Get("Content-Length") != "11000" {
+		t.Errorf("Content-Length = %q", resp.Header.Get("Content-Length"))
+	}
+}
+
+func TestProxyMapsRedirects(t *testing.T) {
+	tester := newGateway(t)
+	resp, _ := get(t, tester, "/dashboard-apps/orders/redirect")
+	if got := resp.Header.Get("Location"); got != "/dashboard-apps/orders/landing?x=1" {
+		t.Errorf("Location = %q", got)
+	}
+	resp, _ = get(t, tester, "/dashboard-apps/orders/redirect-out")
+	if got := resp.Header.Get("Location"); got != "https://elsewhere.example/" {
+		t.Errorf("Location to another origin = %q", got)
+	}
+	resp, _ = get(t, tester, "/dashboard-apps/orders?a=b")
+	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != "/dashboard-apps/orders/?a=b" {
+		t.Errorf("bare app path: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestProxyRequestHygiene(t *testing.T) {
+	tester := newGateway(t)
+	_, body := get(t, tester, "/dashboard-apps/tools/echo?api_access_token=tok&keep=1",
+		"Cookie", "cw_d_session_info=helpdesk-secret; dapp_orders_sid=1; dapp_tools_sid=mine",
+		"Cookie", "_chatwoot_session=x",
+		"Authorization", "Bearer helpdesk",
+		"api_access_token", "helpdesk-token",
+		"X-Dashboard-Agent-Id", "1",
+		"X-Forwarded-Prefix", "/forged",
+		"Origin", gatewayBase,
+		"Referer", gatewayBase+"/dashboard-apps/tools/page?q=1",
+	)
+	var got struct {
+		Host, Path, Query string
+		Header            http.Header
+	}
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	upHost := strings.TrimPrefix(appServer.URL, "http://")
+	checks := []struct{ what, got, want string }{
+		{"Host", got.Host, upHost},
+		{"path", got.Path, "/tools/echo"},
+		{"query", got.Query, "keep=1"},
+		{"Cookie", strings.Join(got.Header.Values("Cookie"), "; "), "sid=mine"},
+		{"Authorization", got.Header.Get("Authorization"), ""},
+		{"api_access_token", got.Header.Get("Api_access_token"), ""},
+		{"X-Dashboard-Agent-Id", got.Header.Get("X-Dashboard-Agent-Id"), ""},
+		{"X-Forwarded-Prefix", got.Header.Get("X-Forwarded-Prefix"), "/dashboard-apps/tools"},
+		{"X-Forwarded-Host", got.Header.Get("X-Forwarded-Host"), "localhost:9080"},
+		{"Origin", got.Header.Get("Origin"), appServer.URL},
+		{"Referer", got.Header.Get("Referer"), appServer.URL + "/tools/page?q=1"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s upstream = %q, want %q", c.what, c.got, c.want)
+		}
+	}
+}
+
+func TestProxyKeepsRequestsInsideTheBasePath(t *testing.T) {
+	tester := newGateway(t)
+	for _, path := range []string{
+		"/dashboard-apps/tools/../echo",
+		"/dashboard-apps/tools/%2e%2e/echo",
+		"/dashboard-apps/tools/%2E%2E%2Fecho",
+		"/dashboard-apps/tools/..%2fecho",
+		"/dashboard-apps/tools/..%5cecho",
+		"/dashboard-apps/tools/%252e%252e/echo",
+		"/dashboard-apps/tools/..;x/echo",
+		"/dashboard-apps/tools/a/%2e./%2e./echo",
+	} {
+		resp, body := get(t, tester, path)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400: %.200s", path, resp.StatusCode, body)
+		}
+	}
+	// Encoded characters that do not climb are kept as sent.
+	_, body := get(t, tester, "/dashboard-apps/tools/echo%20x/a%2Fb")
+	if !strings.Contains(body, `"path":"/tools/echo%20x/a%2Fb"`) {
+		t.Errorf("escaped path not kept: %s", body)
+	}
+}
+
+func TestProxyFailuresStayInTheAppsTab(t *testing.T) {
+	tester := newGateway(t)
+	resp, body := get(t, tester, "/dashboard-apps/down/")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "Down &amp; Out is not answering") {
+		t.Errorf("down app: %d %s", resp.StatusCode, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("error page Content-Type %q", ct)
+	}
+	resp, body = get(t, tester, "/dashboard-apps/slow/slow")
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, "Slow took too long") {
+		t.Errorf("slow app: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = get(t, tester, "/dashboard-apps/nope/")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown app: %d", resp.StatusCode)
+	}
+	resp, body = get(t, tester, "/app/accounts/1")
+	if resp.StatusCode != 200 || body != "helpdesk" {
+		t.Errorf("helpdesk affected: %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestProxyStreamsServerSentEvents(t *testing.T) {
+	tester := newGateway(t)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: tester.Client.Transport}
+	resp, err := client.Get(gatewayBase + "/dashboard-apps/orders/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "data: first\n" {
+		t.Errorf("first event not streamed: %q %v", line, err)
+	}
+}
+
+// adminDo sends a request to Caddy's admin API and returns its status and body.
+func adminDo(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://localhost:2999"+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var apiErr struct{ Error string }
+	if json.Unmarshal(b, &apiErr) == nil && apiErr.Error != "" {
+		return resp.StatusCode, apiErr.Error
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestAdminAPIManagesAppsAtRuntime(t *testing.T) {
+	tester := newGateway(t)
+	const path = "/config/apps/dashboard_apps/apps/billing"
+	app := fmt.Sprintf(`{"name":"Billing","url":%q}`, appServer.URL+"/")
+
+	if code, body := adminDo(t, http.MethodPut, path, app); code != 200 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	if resp, body := get(t, tester, "/dashboard-apps/billing/echo"); resp.StatusCode != 200 || !strings.Contains(body, `"path":"/echo"`) {
+		t.Errorf("new app not served: %d %s", resp.StatusCode, body)
+	}
+	if code, _ := adminDo(t, http.MethodPut, path, app); code != http.StatusConflict {
+		t.Errorf("second PUT: %d, want 409", code)
+	}
+	code, body := adminDo(t, http.MethodGet, path, "")
+	if code != 200 || !strings.Contains(body, `"name":"Billing"`) {
+		t.Errorf("GET: %d %s", code, body)
+	}
+	patched := fmt.Sprintf(`{"name":"Billing 2","url":%q}`, appServer.URL+"/tools/")
+	if code, body := adminDo(t, http.MethodPatch, path, patched); code != 200 {
+		t.Fatalf("PATCH: %d %s", code, body)
+	}
+	if _, body := get(t, tester, "/dashboard-apps/billing/echo"); !strings.Contains(body, `"path":"/tools/echo"`) {
+		t.Errorf("PATCH not applied: %s", body)
+	}
+
+	// An invalid change is refused with a message naming app, field and
+	// value, and the running config keeps serving.
+	for _, bad := range []struct{ body, want string }{
+		{`{"name":"Bad","url":"ftp://x/"}`, `app "billing": url "ftp://x/"`},
+		{`{"name":"","url":"http://x/"}`, `app "billing": name ""`},
+		{`{"name":"B","url":"http://u:p@x/"}`, `userinfo`},
+		{`{"name":"B","url":"http://x/","message_format":"xml"}`, `message_format "xml"`},
+		{`{"name":"B","url":"http://x/","accounts":[0]}`, `accounts`},
+	} {
+		code, body := adminDo(t, http.MethodPatch, path, bad.body)
+		if code != http.StatusBadRequest || !strings.Contains(body, bad.want) {
+			t.Errorf("PATCH %s: %d %s; want 400 naming %s", bad.body, code, body, bad.want)
+		}
+	}
+	// A change to one field is validated in the context of its app.
+	if code, body := adminDo(t, http.MethodPatch, path+"/url", `"javascript:alert(1)"`); code != http.StatusBadRequest || !strings.Contains(body, `app "billing": url "javascript:alert(1)"`) {
+		t.Errorf("PATCH url field: %d %s", code, body)
+	}
+	if code, body := adminDo(t, http.MethodPatch, path, `{"name":"B","url":"http://x/","colour":"red"}`); code != http.StatusBadRequest || !strings.Contains(body, "colour") {
+		t.Errorf("unknown field: %d %s", code, body)
+	}
+	if code, body := adminDo(t, http.MethodPatch, path, `{"name":5,"url":"http://x/"}`); code != http.StatusBadRequest || !strings.Contains(body, `"apps.name"`) {
+		t.Errorf("wrong type: %d %s", code, body)
+	}
+	if code, body := adminDo(t, http.MethodPut, "/config/apps/dashboard_apps/apps/Bad_Id", app); code != http.StatusBadRequest || !strings.Contains(body, `app "Bad_Id": id must match`) {
+		t.Errorf("bad id: %d %s", code, body)
+	}
+	if _, body := get(t, tester, "/dashboard-apps/billing/echo"); !strings.Contains(body, `"path":"/tools/echo"`) {
+		t.Errorf("running config lost after a refused change: %s", body)
+	}
+
+	if code, body := adminDo(t, http.MethodDelete, path, ""); code != 200 {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	if resp, _ := get(t, tester, "/dashboard-apps/billing/"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("deleted app still served: %d", resp.StatusCode)
+	}
+}

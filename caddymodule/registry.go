@@ -1,0 +1,202 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// AppConfig is one dashboard app: a web app shown as a tab beside the
+// helpdesk's conversations and reverse-proxied under the helpdesk's site.
+// Its id is its key in the registry.
+type AppConfig struct {
+	// The tab label, 1 to 64 characters. Required.
+	Name string `json:"name"`
+
+	// The app's absolute http or https URL, with a host, without userinfo or
+	// fragment. Its path is the app's base path upstream: every request under
+	// the app's proxied prefix is joined under it, and never leaves it.
+	// Required.
+	URL string `json:"url"`
+
+	// The helpdesk account ids in which the app is shown. Empty means every
+	// account.
+	Accounts []int `json:"accounts,omitempty"`
+
+	// Tab order: apps are sorted by position, then by name, then by id.
+	Position int `json:"position,omitempty"`
+
+	// How appContext messages are posted to the app's iframe: "object" (the
+	// default, a structured-clone object as in the helpdesk's documentation)
+	// or "json_string" (the same message JSON.stringify-ed, for apps written
+	// for Chatwoot, which posts strings).
+	MessageFormat string `json:"message_format,omitempty"`
+
+	// How long to wait for the app's response headers before giving up and
+	// showing the timeout page in the app's tab. Default: 30s.
+	Timeout Duration `json:"timeout,omitempty"`
+
+	// TLS settings for an https app with a private CA or a certificate that
+	// names another host.
+	TLS *AppTLS `json:"tls,omitempty"`
+
+	id       string
+	upstream *url.URL
+}
+
+// AppTLS configures the connection to an https app.
+type AppTLS struct {
+	// A PEM file of CA certificates to trust instead of the system's.
+	CAFile string `json:"ca_file,omitempty"`
+
+	// The server name to send in SNI and to verify the app's certificate
+	// against, when it differs from the URL's host.
+	ServerName string `json:"server_name,omitempty"`
+
+	// Accept any certificate from the app. This turns off the protection
+	// TLS gives against an attacker on the network path to the app; it is
+	// logged as a warning at every config load. Use ca_file instead.
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
+}
+
+// Message formats.
+const (
+	FormatObject     = "object"
+	FormatJSONString = "json_string"
+)
+
+const defaultAppTimeout = Duration(30 * time.Second)
+
+var appIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// validate checks an app and fills in its derived state. Every error names
+// the app id, the field and the offending value, because it is what an
+// operator sees when an admin API change or a config load is refused.
+func (a *AppConfig) validate(id string) error {
+	if !appIDPattern.MatchString(id) {
+		return fmt.Errorf("app %q: id must match %s (lower-case letters, digits and '-', at most 63 characters)", id, appIDPattern)
+	}
+	fail := func(field string, value any, why string) error {
+		return fmt.Errorf("app %q: %s %#v: %s", id, field, value, why)
+	}
+	if n := utf8.RuneCountInString(a.Name); n < 1 || n > 64 || strings.TrimSpace(a.Name) == "" {
+		return fail("name", a.Name, "must be 1 to 64 characters and not blank")
+	}
+	if !utf8.ValidString(a.Name) {
+		return fail("name", a.Name, "must be valid UTF-8")
+	}
+	u, err := parseAppURL(a.URL)
+	if err != nil {
+		return fail("url", a.URL, err.Error())
+	}
+	for _, acc := range a.Accounts {
+		if acc <= 0 {
+			return fail("accounts", a.Accounts, fmt.Sprintf("account ids are positive integers, not %d", acc))
+		}
+	}
+	switch a.MessageFormat {
+	case "", FormatObject, FormatJSONString:
+	default:
+		return fail("message_format", a.MessageFormat, `must be "object" or "json_string"`)
+	}
+	if a.Timeout < 0 {
+		return fail("timeout", time.Duration(a.Timeout).String(), "must not be negative")
+	}
+	if a.TLS != nil && u.Scheme != "https" {
+		return fail("tls", a.URL, "TLS settings apply only to https apps")
+	}
+	a.id, a.upstream = id, u
+	return nil
+}
+
+func parseAppURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("is required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("is not a URL: %v", err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("must be an absolute http or https URL")
+	case u.Host == "" || u.Hostname() == "":
+		return nil, fmt.Errorf("must have a host")
+	case u.User != nil:
+		return nil, fmt.Errorf("must not carry userinfo (credentials in the URL would be sent to every request)")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return nil, fmt.Errorf("must not have a fragment")
+	case u.Opaque != "":
+		return nil, fmt.Errorf("must be hierarchical (scheme://host/path)")
+	}
+	return u, nil
+}
+
+// ID is the app's id, its key in the registry.
+func (a *AppConfig) ID() string { return a.id }
+
+// format is the effective message format.
+func (a *AppConfig) format() string {
+	if a.MessageFormat == "" {
+		return FormatObject
+	}
+	return a.MessageFormat
+}
+
+// timeout is the effective response header timeout.
+func (a *AppConfig) timeout() Duration {
+	if a.Timeout == 0 {
+		return defaultAppTimeout
+	}
+	return a.Timeout
+}
+
+// inAccount reports whether the app is shown in account.
+func (a *AppConfig) inAccount(account int) bool {
+	if len(a.Accounts) == 0 {
+		return true
+	}
+	for _, acc := range a.Accounts {
+		if acc == account {
+			return true
+		}
+	}
+	return false
+}
+
+// validateApps validates every app of a registry and returns them in tab
+// order. Ids are visited in sorted order so that the same bad config always
+// gives the same error.
+func validateApps(apps map[string]*AppConfig) ([]*AppConfig, error) {
+	ids := make([]string, 0, len(apps))
+	for id := range apps {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	ordered := make([]*AppConfig, 0, len(apps))
+	for _, id := range ids {
+		a := apps[id]
+		if a == nil {
+			return nil, fmt.Errorf("app %q: has no configuration (null)", id)
+		}
+		if err := a.validate(id); err != nil {
+			return nil, err
+		}
+		ordered = append(ordered, a)
+	}
+	sort.SliceStable(ordered, func(i, j int) bool {
+		a, b := ordered[i], ordered[j]
+		if a.Position != b.Position {
+			return a.Position < b.Position
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.id < b.id
+	})
+	return ordered, nil
+}

@@ -1,0 +1,227 @@
+package caddymodule
+
+import (
+	"bufio"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/klauspost/compress/zstd"
+	"go.uber.org/zap"
+
+	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
+)
+
+// bodyTransform is a streaming rewriter of a response body.
+type bodyTransform interface {
+	io.Writer
+	Flush() error
+	Close() error
+}
+
+// appResponse applies the proxy rules to an app's response as Caddy's
+// reverse proxy writes it: header rules when the header is written, and a
+// body transform chosen then from the status, type and encoding. Bodies
+// that need nothing pass straight through, unbuffered.
+type appResponse struct {
+	caddyhttp.ResponseWriterWrapper
+	p           *appProxy
+	doc         *url.URL
+	head        bool
+	wroteHeader bool
+	body        bodyTransform
+}
+
+func newAppResponse(w http.ResponseWriter, p *appProxy, doc *url.URL, r *http.Request) *appResponse {
+	return &appResponse{
+		ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+		p:                     p,
+		doc:                   doc,
+		head:                  r.Method == http.MethodHead,
+	}
+}
+
+func (w *appResponse) WriteHeader(status int) {
+	if w.wroteHeader {
+		return
+	}
+	h := w.Header()
+	if status >= 200 || status == http.StatusSwitchingProtocols {
+		w.wroteHeader = true
+		w.p.statuses.count(status)
+	}
+	// Informational responses (103 Early Hints' Link) get the same rules;
+	// Caddy restores its header map after each of them.
+	rewrite.RewriteResponseHeaders(h, w.p.mapper, w.doc, w.p.app.id)
+	if w.wroteHeader && status != http.StatusSwitchingProtocols {
+		w.body = w.transformFor(status, h)
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// transformFor picks the body transform for a response, adjusting its
+// headers to the body the browser will get; nil means pass through.
+func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
+	if w.head || status == http.StatusNoContent || status == http.StatusNotModified || status == http.StatusPartialContent {
+		return nil
+	}
+	mediaType, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	var newRewriter func(io.Writer) bodyTransform
+	switch mediaType {
+	case "text/html", "application/xhtml+xml":
+		newRewriter = func(dst io.Writer) bodyTransform { return rewrite.NewHTMLRewriter(dst, w.p.mapper, w.doc) }
+	case "text/css":
+		newRewriter = func(dst io.Writer) bodyTransform { return rewrite.NewCSSRewriter(dst, w.p.mapper, w.doc) }
+	default:
+		return nil
+	}
+	var decode func(io.Reader) (io.Reader, error)
+	switch encoding := strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding"))); encoding {
+	case "", "identity":
+	default:
+		if decode = decoderFor(encoding); decode == nil {
+			w.p.logger.Debug("not rewriting a response in an encoding the gateway cannot decode",
+				zap.String("content_encoding", encoding), zap.String("path", w.doc.Path))
+			return nil
+		}
+	}
+	// The body the browser gets is not the app's: its length, ranges and
+	// digests no longer hold, and its validator is only weakly equal.
+	for _, name := range []string{"Content-Length", "Accept-Ranges", "Content-Md5", "Digest", "Content-Digest", "Repr-Digest"} {
+		h.Del(name)
+	}
+	if etag := h.Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
+		h.Set("Etag", "W/"+etag)
+	}
+	if decode == nil {
+		return newRewriter(w.ResponseWriter)
+	}
+	h.Del("Content-Encoding")
+	return newDecodingTransform(decode, newRewriter(w.ResponseWriter))
+}
+
+func (w *appResponse) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.body != nil {
+		return w.body.Write(p)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// ReadFrom keeps io.Copy from going around Write, and keeps the fast path
+// for bodies that pass through.
+func (w *appResponse) ReadFrom(r io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.body != nil {
+		return io.Copy(w.body, r)
+	}
+	return w.ResponseWriterWrapper.ReadFrom(r)
+}
+
+// FlushError writes out what the body transform holds, then flushes the
+// connection; http.ResponseController, which the reverse proxy flushes
+// through, calls it.
+func (w *appResponse) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.body != nil {
+		if err := w.body.Flush(); err != nil {
+			return err
+		}
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Flush is FlushError for callers that look for http.Flusher.
+func (w *appResponse) Flush() { _ = w.FlushError() }
+
+// close ends the body transform, writing out what it still holds.
+func (w *appResponse) close() error {
+	if w.body == nil {
+		return nil
+	}
+	return w.body.Close()
+}
+
+// decoderFor returns the decoder of a content coding, or nil for one the
+// gateway cannot decode (br: no decoder in Caddy's build; the gateway never
+// asks for it).
+func decoderFor(coding string) func(io.Reader) (io.Reader, error) {
+	switch coding {
+	case "gzip", "x-gzip":
+		return func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }
+	case "deflate":
+		return inflate
+	case "zstd":
+		return func(r io.Reader) (io.Reader, error) {
+			d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(64<<20))
+			if err != nil {
+				return nil, err
+			}
+			return d.IOReadCloser(), nil
+		}
+	}
+	return nil
+}
+
+// inflate reads HTTP's "deflate", which is zlib-wrapped, and the raw
+// deflate some servers send under that name instead.
+func inflate(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	head, err := br.Peek(2)
+	if err == nil && len(head) == 2 && head[0]&0x0f == 8 && (uint16(head[0])<<8|uint16(head[1]))%31 == 0 {
+		return zlib.NewReader(br)
+	}
+	return flate.NewReader(br), nil
+}
+
+// decodingTransform decodes a compressed body into a rewriter. Decoders
+// read, so the decoding runs in a goroutine fed through a pipe; Close waits
+// for it, so none outlives the response.
+type decodingTransform struct {
+	pw   *io.PipeWriter
+	done chan error
+	next bodyTransform
+}
+
+func newDecodingTransform(decode func(io.Reader) (io.Reader, error), next bodyTransform) *decodingTransform {
+	pr, pw := io.Pipe()
+	t := &decodingTransform{pw: pw, done: make(chan error, 1), next: next}
+	go func() {
+		r, err := decode(pr)
+		if err == nil {
+			_, err = io.Copy(next, r)
+			if c, ok := r.(io.Closer); ok {
+				c.Close()
+			}
+		}
+		pr.CloseWithError(err) // unblocks Write if decoding stopped early
+		t.done <- err
+	}()
+	return t
+}
+
+func (t *decodingTransform) Write(p []byte) (int, error) { return t.pw.Write(p) }
+
+// Flush does nothing: the decoder goroutine owns the rewriter until Close.
+func (t *decodingTransform) Flush() error { return nil }
+
+func (t *decodingTransform) Close() error {
+	t.pw.Close()
+	err := <-t.done
+	if cerr := t.next.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
