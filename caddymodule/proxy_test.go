@@ -454,3 +454,16 @@ func TestAdminAPIManagesAppsAtRuntime(t *testing.T) {
 		t.Errorf("deleted app still served: %d", resp.StatusCode)
 	}
 }
+
+func TestProxyHeadShowsTheHeadersOfGet(t *testing.T) {
+	tester := newGateway(t)
+	req, _ := http.NewRequest(http.MethodHead, gatewayBase+"/dashboard-apps/orders/", nil)
+	resp, err := tester.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ContentLength > 0 || resp.Header.Get("Content-Length") != "" {
+		t.Errorf("HEAD of a rewritten page claims the upstream length: %q", resp.Header.Get("Content-Length"))
+	}
+}

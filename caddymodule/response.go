@@ -68,7 +68,7 @@ func (w *appResponse) WriteHeader(status int) {
 // transformFor picks the body transform for a response, adjusting its
 // headers to the body the browser will get; nil means pass through.
 func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
-	if w.head || status == http.StatusNoContent || status == http.StatusNotModified || status == http.StatusPartialContent {
+	if status == http.StatusNoContent || status == http.StatusNotModified || status == http.StatusPartialContent {
 		return nil
 	}
 	mediaType, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
@@ -99,10 +99,15 @@ func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
 	if etag := h.Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
 		h.Set("Etag", "W/"+etag)
 	}
+	if decode != nil {
+		h.Del("Content-Encoding")
+	}
+	if w.head {
+		return nil // the same headers as GET would get, and no body
+	}
 	if decode == nil {
 		return newRewriter(w.ResponseWriter)
 	}
-	h.Del("Content-Encoding")
 	return newDecodingTransform(decode, newRewriter(w.ResponseWriter))
 }
 

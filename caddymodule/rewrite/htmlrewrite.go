@@ -964,7 +964,8 @@ func appendEscaped(dst []byte, s string) []byte {
 type charRefs struct {
 	text []byte // the decoded text: the raw text itself when it has no references
 	pos  []int  // len(text)+1 offsets, the last len(raw); nil when text is raw
-	buf  []byte
+	buf  []byte // storage for text
+	offs []int  // storage for pos
 }
 
 func (d *charRefs) decode(raw []byte) {
@@ -972,19 +973,20 @@ func (d *charRefs) decode(raw []byte) {
 		d.text, d.pos = raw, nil
 		return
 	}
-	d.buf, d.pos = d.buf[:0], d.pos[:0]
+	buf, offs := d.buf[:0], d.offs[:0]
 	for i := 0; i < len(raw); {
 		n, s := charRef(raw[i:])
 		if n == 0 {
 			n, s = 1, raw[i:i+1]
 		}
 		for range s {
-			d.pos = append(d.pos, i)
+			offs = append(offs, i)
 		}
-		d.buf = append(d.buf, s...)
+		buf = append(buf, s...)
 		i += n
 	}
-	d.text, d.pos = d.buf, append(d.pos, len(raw))
+	d.buf, d.offs = buf, append(offs, len(raw))
+	d.text, d.pos = d.buf, d.offs
 }
 
 // charRef returns the length of the character reference b starts with
