@@ -30,6 +30,7 @@ type App struct {
 	Context *ContextConfig `json:"context,omitempty"`
 
 	ordered  []*AppConfig
+	identity *identityKey
 	state    *sharedState
 	stateKey string
 	logger   *zap.Logger
@@ -41,7 +42,7 @@ type ContextConfig struct {
 	// helpdesk is asked again. Default: 15s.
 	TTL Duration `json:"ttl,omitempty"`
 
-	// The cache's memory budget, as a size such as "32MiB" (at least 512KiB).
+	// The cache's memory budget, as a size such as "32MiB" (4MiB to 16GiB).
 	// Default: 32MiB.
 	CacheSize string `json:"cache_size,omitempty"`
 }
@@ -66,6 +67,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			a.logger.Warn("TLS certificate verification is off for this app: anyone on the network path to it can read and change its traffic; use tls ca_file instead",
 				zap.String("app", app.id), zap.String("url", app.URL))
 		}
+	}
+	if a.identity, err = loadIdentityKey(ctx, ctx.Storage()); err != nil {
+		return fmt.Errorf("dashboard_apps: %v", err)
 	}
 	if a.state, a.stateKey, err = loadState(size); err != nil {
 		return fmt.Errorf("dashboard_apps: context cache: %v", err)

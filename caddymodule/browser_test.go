@@ -143,7 +143,7 @@ func TestBrowserFramesAHostileApp(t *testing.T) {
 	frameJS := func(expr string) string {
 		return `(() => { const d = document.querySelector("iframe").contentDocument; return d ? (` + expr + `) : "no document"; })()`
 	}
-	if err := chromedp.Do(ctx, chromedp.Navigate(gatewayBase+"/app/frame-test")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(gatewayBase+"/app/login?as=agent-7"), chromedp.Navigate(gatewayBase+"/app/frame-test")); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitFor(ctx, frameJS(`d.getElementById("title") !== null && d.body.dataset.script === "ran"`), 15*time.Second); err != nil {
@@ -167,5 +167,145 @@ func TestBrowserFramesAHostileApp(t *testing.T) {
 	}
 	if pageCookies := eval[string](t, ctx, `document.cookie`); strings.Contains(pageCookies, "agent-session") {
 		t.Errorf("the app's cookie is visible to the helpdesk page: %q", pageCookies)
+	}
+}
+
+// frameExpr evaluates expr with w bound to the window of app id's iframe.
+func frameExpr(id, expr string) string {
+	return `(() => { const f = document.querySelector('#dashboard-apps iframe[data-app-id="` + id + `"]');` +
+		` const w = f && f.contentWindow; if (!w || !w.document || !w.document.body) return null; return (` + expr + `); })()`
+}
+
+// TestBrowserConversationTabs opens a conversation of the test helpdesk
+// through the gateway and checks what an agent sees and what apps receive.
+func TestBrowserConversationTabs(t *testing.T) {
+	newGateway(t)
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(gatewayBase+"/app/login?as=agent-7"),
+		chromedp.Navigate(gatewayBase+"/app/accounts/1/conversations/123"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, `document.querySelectorAll('#dashboard-apps [role=tab]').length > 0`, 15*time.Second); err != nil {
+		t.Fatalf("no tabs appeared: %v", err)
+	}
+
+	// Tabs: inside the sidebar, in order, only the apps agent 7 may use in
+	// account 1 and inbox 1, names as text.
+	tabs := eval[[]string](t, ctx, `[...document.querySelectorAll('#dashboard-apps [role=tab]')].filter(t => !t.hidden).map(t => t.dataset.appId)`)
+	want := []string{"seed", "cw", "down", "framed", "ident", "orders", "signed", "slow", "tools", "wiki"}
+	if strings.Join(tabs, ",") != strings.Join(want, ",") {
+		t.Errorf("tabs = %v, want %v", tabs, want)
+	}
+	if !eval[bool](t, ctx, `!!document.querySelector('.conversation-sidebar #dashboard-apps [role=tablist]')`) {
+		t.Errorf("the tabs are not inside the sidebar")
+	}
+	if got := eval[string](t, ctx, `document.getElementById('da-tab-cw').textContent`); !strings.Contains(got, "CW <Card>") {
+		t.Errorf("app name not shown as text: %q", got)
+	}
+
+	// The seed's listener receives the seed's payload, on load.
+	if err := waitFor(ctx, frameExpr("seed", `w.received && w.received.length > 0`), 10*time.Second); err != nil {
+		t.Fatalf("the seed app got no appContext: %v", err)
+	}
+	msg := eval[map[string]any](t, ctx, frameExpr("seed", `w.received[0].msg`))
+	data := msg["data"].(map[string]any)
+	conv := data["conversation"].(map[string]any)
+	contact := conv["contact"].(map[string]any)
+	agent := data["currentAgent"].(map[string]any)
+	if msg["event"] != "appContext" || conv["id"] != float64(123) || contact["email"] != "jane@example.com" || agent["id"] != float64(7) || data["token"] == nil {
+		t.Errorf("appContext = %v", msg)
+	}
+	delay := eval[float64](t, ctx, frameExpr("seed", `w.received[0].at - w.loadedAt`))
+	t.Logf("iframe load to first appContext: %.1f ms", delay)
+	if out := eval[string](t, ctx, frameExpr("seed", `w.document.getElementById('out').textContent`)); out != "jane@example.com for Support Agent" {
+		t.Errorf("seed app shows %q", out)
+	}
+
+	// The Chatwoot-style app asked with the string form and gets strings.
+	if err := waitFor(ctx, frameExpr("cw", `w.received && w.received.length > 0`), 10*time.Second); err != nil {
+		t.Fatalf("the json_string app got no appContext: %v", err)
+	}
+	if n := eval[float64](t, ctx, frameExpr("cw", `w.objects`)); n != 0 {
+		t.Errorf("the json_string app got %v objects", n)
+	}
+
+	// fetch-info is answered to its requester only; messages from the page
+	// itself or from a frame nested in an app are ignored.
+	seedBefore := eval[float64](t, ctx, frameExpr("seed", `w.received.length`))
+	cwBefore := eval[float64](t, ctx, frameExpr("cw", `w.received.length`))
+	// w.eval runs in the app's own realm, so the app is event.source.
+	eval[any](t, ctx, frameExpr("cw", `(w.eval("parent.postMessage({event: 'fetch-info'}, '*')"), 1)`))
+	if err := waitFor(ctx, frameExpr("cw", `w.received.length > `+fmt.Sprint(cwBefore)), 5*time.Second); err != nil {
+		t.Fatalf("fetch-info not answered: %v", err)
+	}
+	eval[any](t, ctx, `(window.postMessage({event: 'fetch-info'}, '*'), window.postMessage('chatwoot-dashboard-app:fetch-info', '*'), 1)`)
+	eval[any](t, ctx, frameExpr("seed", `(() => { const n = w.document.createElement('iframe'); n.srcdoc = "<script>parent.parent.postMessage({event:'fetch-info'}, '*'); parent.parent.postMessage('chatwoot-dashboard-app:fetch-info', '*')<\/script>"; w.document.body.appendChild(n); return 1; })()`))
+	time.Sleep(500 * time.Millisecond)
+	if n := eval[float64](t, ctx, frameExpr("seed", `w.received.length`)); n != seedBefore {
+		t.Errorf("seed app received %v messages it did not ask for (had %v)", n, seedBefore)
+	}
+
+	// SPA navigation: the open conversation changes, apps get the new
+	// context without reloading.
+	loadID := eval[float64](t, ctx, frameExpr("seed", `w.loadId`))
+	eval[any](t, ctx, `(history.pushState({}, '', '/app/accounts/1/conversations/124'), 1)`)
+	if err := waitFor(ctx, frameExpr("seed", `w.received.length > 0 && w.received[w.received.length-1].msg.data.conversation.id === 124`), 10*time.Second); err != nil {
+		t.Fatalf("no context after SPA navigation: %v", err)
+	}
+	if got := eval[float64](t, ctx, frameExpr("seed", `w.loadId`)); got != loadID {
+		t.Errorf("the seed app was reloaded by the navigation")
+	}
+	if got := eval[string](t, ctx, frameExpr("cw", `w.received[w.received.length-1].data.contact.name`)); got != "John Roe" {
+		t.Errorf("json_string app shows %q after navigation", got)
+	}
+
+	// A down app shows its error inside its own tab; the rest work.
+	eval[any](t, ctx, `(document.getElementById('da-tab-down').click(), 1)`)
+	if err := waitFor(ctx, frameExpr("down", `w.document.title === 'App unavailable'`), 10*time.Second); err != nil {
+		t.Errorf("the down app's tab shows no error page: %v", err)
+	}
+	eval[any](t, ctx, `(document.getElementById('da-tab-seed').click(), 1)`)
+	screenshot(t, ctx, "conversation-tabs")
+	if sel := eval[string](t, ctx, `document.querySelector('#dashboard-apps [role=tab][aria-selected=true]').dataset.appId`); sel != "seed" {
+		t.Errorf("selected tab = %q", sel)
+	}
+}
+
+// TestBrowserAgentOnlyAppsAndIdentity: an anonymous iframe shows the
+// sign-in page; a signed-in agent's identity app sees its verified headers
+// and nothing a client sent.
+func TestBrowserAgentOnlyAppsAndIdentity(t *testing.T) {
+	newGateway(t)
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(gatewayBase+"/dashboard-apps/ident/")); err != nil {
+		t.Fatal(err)
+	}
+	if body := eval[string](t, ctx, `document.body.innerText`); !strings.Contains(body, "Sign in to the helpdesk") {
+		t.Errorf("anonymous visitor sees %q", body)
+	}
+	screenshot(t, ctx, "sign-in-page")
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(gatewayBase+"/app/login?as=agent-7"),
+		chromedp.Navigate(gatewayBase+"/app/accounts/1/conversations/123"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, frameExpr("ident", `!!w.document.getElementById('who')`), 15*time.Second); err != nil {
+		t.Fatalf("identity app did not load: %v", err)
+	}
+	headers := eval[map[string]string](t, ctx, frameExpr("ident",
+		`Object.fromEntries([...w.document.querySelectorAll('[data-header]')].map(p => [p.dataset.header, p.textContent]))`))
+	for name, want := range map[string]string{
+		"X-Dashboard-Agent-Id": "7", "X-Dashboard-Agent-Email": "agent@example.com", "X-Dashboard-Agent-Name": "Support Agent",
+		"X-Dashboard-Agent-Role": "agent", "X-Dashboard-Account-Id": "1",
+	} {
+		if headers[name] != want {
+			t.Errorf("%s = %q, want %q", name, headers[name], want)
+		}
+	}
+	if a := headers["X-Dashboard-Agent-Assertion"]; strings.Count(a, ".") != 2 {
+		t.Errorf("assertion %q", a)
 	}
 }

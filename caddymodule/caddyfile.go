@@ -31,6 +31,11 @@ func init() {
 //			tls_ca_file <file>
 //			tls_server_name <name>
 //			tls_insecure_skip_verify
+//			public
+//			identity
+//			identity_secret <secret>
+//			inboxes <ids...>
+//			roles agent|administrator...
 //		}
 //		context_ttl <duration>
 //		cache_size <size>
@@ -154,6 +159,32 @@ func (a *AppConfig) unmarshalBlock(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.tls().InsecureSkipVerify = true
+		case "public":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.Public = true
+		case "identity":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.Identity = true
+		case "identity_secret":
+			if !d.AllArgs(&a.IdentitySecret) {
+				return d.ArgErr()
+			}
+		case "inboxes":
+			ids, err := intArgs(d, field)
+			if err != nil {
+				return err
+			}
+			a.Inboxes = append(a.Inboxes, ids...)
+		case "roles":
+			roles := d.RemainingArgs()
+			if len(roles) == 0 {
+				return d.ArgErr()
+			}
+			a.Roles = append(a.Roles, roles...)
 		default:
 			return d.Errf("unrecognized app option %q", field)
 		}
@@ -257,15 +288,16 @@ func parseCacheSize(s string) (int, error) {
 		return 0, fmt.Errorf("not a size such as 32MiB: %v", err)
 	}
 	if n < minCacheSize || n > maxCacheSize {
-		return 0, fmt.Errorf("must be between 512KiB and 16GiB")
+		return 0, fmt.Errorf("must be between 4MiB and 16GiB")
 	}
 	return int(n), nil
 }
 
-// The cache's size limits: freecache needs 512KiB; 16GiB is far beyond
+// The cache's size limits: freecache keeps no entry larger than 1/1024 of
+// the cache, and a signed appContext is about 1KiB; 16GiB is far beyond
 // what any helpdesk's open conversations need.
 const (
-	minCacheSize = 512 << 10
+	minCacheSize = 4 << 20
 	maxCacheSize = 16 << 30
 )
 

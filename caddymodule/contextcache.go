@@ -106,45 +106,66 @@ func (g *generations) encodeEntry(payload []byte, created time.Time, slots []uin
 	return append(b, payload...)
 }
 
-// decodeEntry returns an entry's payload and age; ok is false when the
-// entry is malformed or a webhook has evicted it.
-func (g *generations) decodeEntry(b []byte, now time.Time) (payload []byte, age time.Duration, ok bool) {
+// decodeEntry returns an entry's header and payload and its age; ok is
+// false when the entry is malformed or a webhook has evicted it.
+func (g *generations) decodeEntry(b []byte, now time.Time) (header, payload []byte, age time.Duration, ok bool) {
 	if len(b) < entryFixed {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	n := int(b[8])
 	if len(b) < entryFixed+8*n {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	for i := 0; i < n; i++ {
 		s := binary.LittleEndian.Uint32(b[entryFixed+8*i:])
 		if s >= uint32(len(g.slots)) || g.slots[s].Load() != binary.LittleEndian.Uint32(b[entryFixed+8*i+4:]) {
-			return nil, 0, false
+			return nil, nil, 0, false
 		}
 	}
 	age = now.Sub(time.Unix(0, int64(binary.LittleEndian.Uint64(b))))
-	return b[entryFixed+8*n:], age, true
+	return b[:entryFixed+8*n], b[entryFixed+8*n:], age, true
 }
 
 // staleFor is how long past its TTL an entry is kept to be served, marked
 // stale, when the helpdesk cannot be reached.
 const staleFor = 10 * time.Minute
 
-// store caches payload under key for ttl (and staleFor beyond it).
-func (s *sharedState) store(key, payload []byte, ttl time.Duration, slots []uint32) {
-	expire := int((ttl + staleFor + time.Second - 1) / time.Second)
-	_ = s.cache.Set(key, s.gens.encodeEntry(payload, time.Now(), slots), expire)
+// store caches payload under key for ttl (and staleFor beyond it), and
+// returns the header of the entry it stored.
+func (s *sharedState) store(key, payload []byte, ttl time.Duration, slots []uint32) (header []byte) {
+	entry := s.gens.encodeEntry(payload, time.Now(), slots)
+	_ = s.cache.Set(key, entry, expireSeconds(ttl))
+	return entry[:len(entry)-len(payload)]
 }
 
-// lookup reads key into buf. fresh tells whether it is within ttl.
-func (s *sharedState) lookup(key, buf []byte, ttl time.Duration) (payload []byte, fresh, ok bool) {
+// expireSeconds is how long freecache keeps an entry of the given TTL.
+func expireSeconds(ttl time.Duration) int {
+	return int((ttl + staleFor + time.Second - 1) / time.Second)
+}
+
+// storeDerived caches payload under key as an entry derived from another,
+// whose header (creation time and generations) it shares: a webhook that
+// evicted the source between its lookup and now evicts this one too.
+func (s *sharedState) storeDerived(key, header, payload []byte, ttl time.Duration) {
+	_ = s.cache.Set(key, append(append(make([]byte, 0, len(header)+len(payload)), header...), payload...), expireSeconds(ttl))
+}
+
+// cached is an entry read from the cache; its slices point into the
+// caller's buffer.
+type cached struct {
+	header, payload []byte
+	fresh           bool // within the TTL
+}
+
+// lookup reads key into buf. ok is false when there is no live entry.
+func (s *sharedState) lookup(key, buf []byte, ttl time.Duration) (c cached, ok bool) {
 	b, err := s.cache.GetWithBuf(key, buf)
 	if err != nil {
-		return nil, false, false
+		return c, false
 	}
-	payload, age, ok := s.gens.decodeEntry(b, time.Now())
-	return payload, ok && age < ttl, ok
+	header, payload, age, ok := s.gens.decodeEntry(b, time.Now())
+	return cached{header: header, payload: payload, fresh: age < ttl}, ok
 }
 
 // entryBufs are reused to read cache entries without allocating.
-var entryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+var entryBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }} // freecache reads into buf only when len(buf) fits the value

@@ -102,11 +102,17 @@ func newTestHandler(t *testing.T, helpdeskURL string, ttl time.Duration) *Handle
 	}
 	t.Cleanup(func() { states.Delete(key) })
 	state.cache.Clear()
+	pemBytes, _ := newIdentityKeyPEM()
+	identity, err := parseIdentityKey(pemBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := &Handler{
 		Prefix: defaultPrefix, WebhookSecret: "hook-secret",
 		helpdesk: newHelpdeskClient(helpdeskURL), state: state, ttl: ttl, metrics: m,
 		credentialHeaders: []string{"Authorization", "Api_access_token"},
-		registry:          &App{}, logger: testLogger(),
+		registry:          &App{identity: identity, state: state}, logger: testLogger(),
+		apps:              map[string]*appProxy{},
 	}
 	return h
 }
@@ -132,8 +138,12 @@ func TestContextFromChatwootAnswers(t *testing.T) {
 		`"contact":{"id":456,"name":"Jane Doe","email":"jane@example.com","phone_number":"+1234567890"}},` +
 		`"contact":{"id":456,"name":"Jane Doe","email":"jane@example.com","phone_number":"+1234567890"},` +
 		`"currentAgent":{"id":7,"name":"Support Agent","email":"agent@example.com"}}}`
-	if got := w.Body.String(); got != want {
+	got, token := splitToken(t, w.Body.String())
+	if got != want {
 		t.Errorf("appContext:\n got %s\nwant %s", got, want)
+	}
+	if token == "" {
+		t.Errorf("no data.token")
 	}
 	for _, secret := range []string{"SECRET", "PRIVATE", "4111", "labels", "Nairobi"} {
 		if strings.Contains(w.Body.String(), secret) {
@@ -370,4 +380,15 @@ func TestQueryID(t *testing.T) {
 
 func hmacHex(secret, body string) string {
 	return fmt.Sprintf("%x", hmacSum([]byte(secret), []byte(body)))
+}
+
+// splitToken takes data.token out of an appContext message.
+func splitToken(t *testing.T, msg string) (rest, token string) {
+	t.Helper()
+	i := strings.Index(msg, `,"token":"`)
+	if i < 0 {
+		return msg, ""
+	}
+	j := strings.Index(msg[i+10:], `"`)
+	return msg[:i] + msg[i+10+j+1:], msg[i+10 : i+10+j]
 }

@@ -141,7 +141,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.state, h.ttl = h.registry.state, h.registry.ttl()
 	h.apps = make(map[string]*appProxy, len(h.registry.ordered))
 	for _, app := range h.registry.ordered {
-		p, err := newAppProxy(ctx, app, h.Prefix, metrics)
+		if !app.Public && h.helpdesk == nil {
+			return fmt.Errorf("dashboard_apps: app %q is for signed-in agents, which this site cannot check without helpdesk_api; set helpdesk_api, or make the app public", app.id)
+		}
+		p, err := newAppProxy(ctx, app, h.Prefix, h.registry, metrics)
 		if err != nil {
 			return fmt.Errorf("dashboard_apps: app %q: %v", app.id, err)
 		}
@@ -239,7 +242,11 @@ func (h *Handler) serveApp(w http.ResponseWriter, r *http.Request, rest string) 
 		http.Redirect(w, r, target, http.StatusPermanentRedirect)
 		return nil
 	}
-	return p.serve(w, r, sub)
+	agent, cred, ok := h.authorize(w, r, p.app)
+	if !ok {
+		return nil
+	}
+	return p.serve(w, r, sub, agent, cred)
 }
 
 // Interface guards.

@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
 
 	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
@@ -22,14 +25,22 @@ type appProxy struct {
 	app      *AppConfig
 	mapper   *rewrite.Mapper
 	proxy    caddyhttp.MiddlewareHandler
+	signer   jose.Signer // the app's assertions and context tokens
+	state    *sharedState
 	statuses *statusClasses
 	logger   *zap.Logger
 }
 
-func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, metrics *gatewayMetrics) (*appProxy, error) {
+func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, registry *App, metrics *gatewayMetrics) (*appProxy, error) {
 	cfg, err := reverseProxyConfig(app, prefix)
 	if err != nil {
 		return nil, err
+	}
+	signer := registry.identity.signer
+	if app.IdentitySecret != "" {
+		if signer, err = secretSigner(app.IdentitySecret); err != nil {
+			return nil, fmt.Errorf("identity_secret: %v", err)
+		}
 	}
 	mod, err := ctx.LoadModuleByID("http.handlers.reverse_proxy", cfg)
 	if err != nil {
@@ -39,6 +50,8 @@ func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, metrics *gate
 		app:      app,
 		mapper:   rewrite.NewMapper(app.upstream, prefix+app.id+"/"),
 		proxy:    mod.(caddyhttp.MiddlewareHandler),
+		signer:   signer,
+		state:    registry.state,
 		statuses: metrics.classesFor(app.id),
 		logger:   ctx.Logger().With(zap.String("app", app.id)),
 	}, nil
@@ -83,8 +96,9 @@ func reverseProxyConfig(app *AppConfig, prefix string) (json.RawMessage, error) 
 
 var noNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 
-// serve proxies a request whose escaped path below the app's prefix is sub.
-func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, sub string) error {
+// serve proxies a request whose escaped path below the app's prefix is
+// sub, for agent (nil for a public app).
+func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, sub string, agent *profile, cred credentialKey) error {
 	upPath, err := p.mapper.UpstreamPath(sub)
 	if err != nil {
 		p.logger.Debug("refused a request path", zap.String("path", r.URL.EscapedPath()), zap.Error(err))
@@ -97,6 +111,12 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, sub string) err
 	up := r.Clone(r.Context())
 	up.URL.Path, up.URL.RawPath = decoded, upPath
 	p.cleanRequest(up, r)
+	if p.app.Identity && agent != nil {
+		if err := p.addIdentity(up.Header, agent, cred); err != nil {
+			p.logger.Error("signing the agent assertion", zap.Error(err))
+			return writePage(w, http.StatusInternalServerError, "App unavailable", "The gateway could not sign your identity for this app.")
+		}
+	}
 
 	doc := &url.URL{Scheme: p.app.upstream.Scheme, Host: p.app.upstream.Host, Path: decoded, RawPath: upPath}
 	rw := newAppResponse(w, p, doc, r)
@@ -131,6 +151,44 @@ func (p *appProxy) proxyError(w http.ResponseWriter, rw *appResponse, r *http.Re
 		title, text = "App timed out", fmt.Sprintf("%s took too long to answer. Try again in a moment; if it persists, tell your administrator.", p.app.Name)
 	}
 	return writePage(w, status, title, text)
+}
+
+// addIdentity sends the app the verified agent, and an assertion of it
+// that the app's backend can verify. Assertions are reused for a minute
+// per agent, so a busy page does not pay for a signature per request.
+func (p *appProxy) addIdentity(h http.Header, agent *profile, cred credentialKey) error {
+	account, role, _ := agent.accountFor(p.app)
+	key := assertionKey(cred, p.app.id)
+	bp := entryBufs.Get().(*[]byte)
+	defer entryBufs.Put(bp)
+	var assertion string
+	if e, ok := p.state.lookup(key, *bp, assertionReuse); ok && e.fresh {
+		assertion = string(e.payload)
+	} else {
+		var err error
+		assertion, err = sign(p.signer, newAgentClaims(agent, account, role, []string{p.app.id}, time.Now()))
+		if err != nil {
+			return err
+		}
+		p.state.store(key, []byte(assertion), assertionReuse, nil)
+	}
+	if agent.ID != nil {
+		h.Set("X-Dashboard-Agent-Id", strconv.FormatInt(*agent.ID, 10))
+	}
+	h.Set("X-Dashboard-Agent-Email", headerSafe(agent.Email))
+	h.Set("X-Dashboard-Agent-Name", headerSafe(agent.Name))
+	h.Set("X-Dashboard-Agent-Role", role)
+	h.Set("X-Dashboard-Account-Id", strconv.FormatInt(account, 10))
+	h.Set("X-Dashboard-Agent-Assertion", assertion)
+	return nil
+}
+
+// assertionReuse is how long a signed assertion is sent again; it is valid
+// for assertionLifetime, so an app always gets at least four minutes.
+const assertionReuse = time.Minute
+
+func assertionKey(cred credentialKey, app string) []byte {
+	return append(append([]byte{'a'}, cred[:]...), app...)
 }
 
 // cleanRequest removes what must never reach an app and restores what the

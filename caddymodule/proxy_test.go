@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -93,6 +94,7 @@ var (
 	appServer     *httptest.Server
 	framedServer  *httptest.Server
 	helpdesk      *httptest.Server
+	pageApps      *httptest.Server
 )
 
 func startUpstreams() {
@@ -100,7 +102,8 @@ func startUpstreams() {
 		appServer = httptest.NewServer(hostileApp())
 		framedServer = httptest.NewServer(framedApp())
 		helpdesk = httptest.NewServer(testHelpdesk())
-		upstreams = append(upstreams, appServer, framedServer, helpdesk)
+		pageApps = httptest.NewServer(conversationApps())
+		upstreams = append(upstreams, appServer, framedServer, helpdesk, pageApps)
 	})
 }
 
@@ -112,9 +115,55 @@ func stopUpstreams() {
 
 const gatewayBase = "http://localhost:9080"
 
+// Test agents of the test helpdesk: agent 7 is an agent in account 1 and
+// an administrator in account 2; agent 9 is an agent in account 3 only.
+const (
+	agentCookie      = "hd_session=agent-7"
+	otherAgentCookie = "hd_session=agent-9"
+)
+
 // testHelpdesk stands in for the helpdesk behind the gateway.
 func testHelpdesk() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/profile", func(w http.ResponseWriter, r *http.Request) {
+		c, _ := r.Cookie("hd_session")
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case c != nil && c.Value == "agent-7", r.Header.Get("Api_access_token") == "token-7":
+			io.WriteString(w, `{"id":7,"name":"Support Agent","email":"agent@example.com","account_id":1,"role":"agent","access_token":"SECRET",`+
+				`"accounts":[{"id":1,"role":"agent"},{"id":2,"role":"administrator"}]}`)
+		case c != nil && c.Value == "agent-9":
+			io.WriteString(w, `{"id":9,"name":"Ann Other","email":"ann@example.com","account_id":3,"role":"agent","accounts":[{"id":3,"role":"agent"}]}`)
+		default:
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":"You need to sign in or sign up before continuing."}`)
+		}
+	})
+	mux.HandleFunc("/app/login", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "hd_session", Value: r.URL.Query().Get("as"), Path: "/"})
+		io.WriteString(w, "signed in")
+	})
+	mux.HandleFunc("/api/v1/accounts/{account}/conversations/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if c, _ := r.Cookie("hd_session"); c == nil || c.Value != "agent-7" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		contacts := map[string]string{
+			"123": `{"id":456,"name":"Jane Doe","email":"jane@example.com","phone_number":"+1234567890"}`,
+			"124": `{"id":457,"name":"John Roe","email":"john@example.com","phone_number":null}`,
+		}
+		sender, ok := contacts[r.PathValue("id")]
+		if r.PathValue("account") != "1" || !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":%s,"account_id":1,"inbox_id":1,"status":"open","messages":[{"content":"secret"}],"meta":{"sender":%s}}`, r.PathValue("id"), sender)
+	})
+	mux.HandleFunc("/app/accounts/{account}/conversations/{id}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, conversationPage)
+	})
 	mux.HandleFunc("/app/frame-test", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		io.WriteString(w, `<!doctype html><title>Helpdesk</title><iframe src="/dashboard-apps/framed/" width="600" height="400"></iframe>`)
@@ -141,13 +190,43 @@ func gatewayConfig() string {
 		}
 		app down "Down & Out" http://127.0.0.1:1/
 		app framed "Framed" %[2]s/
+		app seed "Seed" %[4]s/seed/ {
+			position -2
+		}
+		app cw "CW <Card>" %[4]s/cw/ {
+			position -1
+			message_format json_string
+		}
+		app ident "Identity" %[4]s/ident/ {
+			identity
+		}
+		app signed "Signed" %[4]s/ident/ {
+			identity
+			identity_secret 0123456789abcdef0123456789abcdef
+		}
+		app admins "Admins" %[4]s/ident/ {
+			accounts 2
+			roles administrator
+		}
+		app account3 "Account 3" %[4]s/ident/ {
+			accounts 3
+		}
+		app inbox9 "Inbox 9" %[4]s/ident/ {
+			inboxes 9
+		}
+		app wiki "Wiki" %[4]s/ident/ {
+			public
+		}
 	}
 }
 http://localhost:9080 {
-	dashboard_apps
+	dashboard_apps {
+		helpdesk_api %[3]s
+		sidebar_selector .conversation-sidebar
+	}
 	reverse_proxy %[3]s
 }
-`, appServer.URL, framedServer.URL, helpdesk.URL)
+`, appServer.URL, framedServer.URL, helpdesk.URL, pageApps.URL)
 }
 
 // newGateway loads the shared config into the in-process Caddy.
@@ -156,17 +235,25 @@ func newGateway(t *testing.T) *caddytest.Tester {
 	tester := caddytest.NewTester(t)
 	tester.InitServer(gatewayConfig(), "caddyfile")
 	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	tester.Client.Jar = nil // requests say who they are through signedIn
 	return tester
 }
 
+// get requests path as the signed-in agent 7, unless header carries a
+// Cookie of its own (anonymous: "Cookie", "").
 func get(t *testing.T, tester *caddytest.Tester, path string, header ...string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, gatewayBase+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !slices.Contains(header, "Cookie") {
+		req.Header.Set("Cookie", agentCookie)
+	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Add(header[i], header[i+1])
+		if header[i+1] != "" {
+			req.Header.Add(header[i], header[i+1])
+		}
 	}
 	resp, err := tester.Client.Do(req)
 	if err != nil {
@@ -274,7 +361,7 @@ func TestProxyMapsRedirects(t *testing.T) {
 func TestProxyRequestHygiene(t *testing.T) {
 	tester := newGateway(t)
 	_, body := get(t, tester, "/dashboard-apps/tools/echo?api_access_token=tok&keep=1",
-		"Cookie", "cw_d_session_info=helpdesk-secret; dapp_orders_sid=1; dapp_tools_sid=mine",
+		"Cookie", agentCookie+"; cw_d_session_info=helpdesk-secret; dapp_orders_sid=1; dapp_tools_sid=mine",
 		"Cookie", "_chatwoot_session=x",
 		"Authorization", "Bearer helpdesk",
 		"api_access_token", "helpdesk-token",
@@ -361,7 +448,9 @@ func TestProxyFailuresStayInTheAppsTab(t *testing.T) {
 func TestProxyStreamsServerSentEvents(t *testing.T) {
 	tester := newGateway(t)
 	client := &http.Client{Timeout: 2 * time.Second, Transport: tester.Client.Transport}
-	resp, err := client.Get(gatewayBase + "/dashboard-apps/orders/events")
+	req, _ := http.NewRequest(http.MethodGet, gatewayBase+"/dashboard-apps/orders/events", nil)
+	req.Header.Set("Cookie", agentCookie)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,6 +547,7 @@ func TestAdminAPIManagesAppsAtRuntime(t *testing.T) {
 func TestProxyHeadShowsTheHeadersOfGet(t *testing.T) {
 	tester := newGateway(t)
 	req, _ := http.NewRequest(http.MethodHead, gatewayBase+"/dashboard-apps/orders/", nil)
+	req.Header.Set("Cookie", agentCookie)
 	resp, err := tester.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,33 @@ type AppConfig struct {
 	// names another host.
 	TLS *AppTLS `json:"tls,omitempty"`
 
+	// Serve the app to anyone who can reach the helpdesk's site. By default
+	// every request to the app needs the credentials of a signed-in agent
+	// (checked against the helpdesk's profile endpoint); turn this on only
+	// for apps that hold nothing an outsider may not see, or that do their
+	// own authentication.
+	Public bool `json:"public,omitempty"`
+
+	// Send the app the verified agent: X-Dashboard-Agent-Id, -Email, -Name,
+	// -Role, X-Dashboard-Account-Id, and X-Dashboard-Agent-Assertion, a
+	// short-lived signed JWT the app's backend can verify. Client-sent
+	// X-Dashboard-* headers never reach any app, with or without this.
+	Identity bool `json:"identity,omitempty"`
+
+	// The HS256 secret (at least 32 characters) the app's assertions and
+	// appContext tokens are signed with. Without it they are signed with the
+	// gateway's Ed25519 key, published at /_dashboard_apps/jwks.json.
+	IdentitySecret string `json:"identity_secret,omitempty"`
+
+	// The inbox ids whose conversations show the app's tab. Empty means
+	// every inbox.
+	Inboxes []int `json:"inboxes,omitempty"`
+
+	// The roles ("agent", "administrator") an agent needs, in one of the
+	// app's accounts (in any account when the app has none), to see and
+	// reach the app. Empty means every role.
+	Roles []string `json:"roles,omitempty"`
+
 	id       string
 	upstream *url.URL
 }
@@ -62,6 +89,14 @@ type AppTLS struct {
 	// logged as a warning at every config load. Use ca_file instead.
 	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
 }
+
+// Helpdesk roles, as Chatwoot names them.
+const (
+	RoleAgent         = "agent"
+	RoleAdministrator = "administrator"
+)
+
+const minSecretLen = 32
 
 // Message formats.
 const (
@@ -97,6 +132,19 @@ func (a *AppConfig) validate(id string) error {
 		if acc <= 0 {
 			return fail("accounts", a.Accounts, fmt.Sprintf("account ids are positive integers, not %d", acc))
 		}
+	}
+	for _, inbox := range a.Inboxes {
+		if inbox <= 0 {
+			return fail("inboxes", a.Inboxes, fmt.Sprintf("inbox ids are positive integers, not %d", inbox))
+		}
+	}
+	for _, role := range a.Roles {
+		if role != RoleAgent && role != RoleAdministrator {
+			return fail("roles", a.Roles, fmt.Sprintf(`roles are "agent" or "administrator", not %q`, role))
+		}
+	}
+	if a.IdentitySecret != "" && len(a.IdentitySecret) < minSecretLen {
+		return fail("identity_secret", "(hidden)", fmt.Sprintf("must be at least %d characters: HS256 is only as strong as its secret", minSecretLen))
 	}
 	switch a.MessageFormat {
 	case "", FormatObject, FormatJSONString:
@@ -162,6 +210,20 @@ func (a *AppConfig) inAccount(account int) bool {
 	}
 	for _, acc := range a.Accounts {
 		if acc == account {
+			return true
+		}
+	}
+	return false
+}
+
+// inInbox reports whether the app's tab shows for a conversation in inbox
+// (0: unknown, which shows only apps for every inbox).
+func (a *AppConfig) inInbox(inbox int) bool {
+	if len(a.Inboxes) == 0 {
+		return true
+	}
+	for _, i := range a.Inboxes {
+		if i == inbox {
 			return true
 		}
 	}

@@ -74,3 +74,26 @@ func TestValidateAppsNull(t *testing.T) {
 		t.Errorf("null app: %v", err)
 	}
 }
+
+func TestAccessFieldValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*AppConfig)
+		want string
+	}{
+		{"roles", func(a *AppConfig) { a.Roles = []string{"agent", "administrator"} }, ""},
+		{"bad role", func(a *AppConfig) { a.Roles = []string{"admin"} }, `app "a": roles []string{"admin"}: roles are "agent" or "administrator", not "admin"`},
+		{"bad inbox", func(a *AppConfig) { a.Inboxes = []int{0} }, `app "a": inboxes []int{0}`},
+		{"short secret", func(a *AppConfig) { a.IdentitySecret = "short" }, `identity_secret "(hidden)": must be at least 32 characters`},
+		{"good secret", func(a *AppConfig) { a.IdentitySecret = strings.Repeat("s", 32) }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &AppConfig{Name: "A", URL: "http://x/"}
+			tc.edit(a)
+			err := a.validate("a")
+			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("error = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -94,8 +94,16 @@
     const w = e.frame.contentWindow;
     if (!w) return;
     e.want = false;
-    w.postMessage(e.app.message_format === 'json_string' ? JSON.stringify(ctx.msg) : ctx.msg, e.origin);
-    posts++;
+    // Each app gets the message with its own token (aud = its id), fetched
+    // once per conversation; the gateway answers it from its cache.
+    const c = ctx;
+    const p = c.per.get(e.id) || getJSON(c.url + '&app=' + encodeURIComponent(e.id)).catch(() => c.msg);
+    c.per.set(e.id, p);
+    p.then(safe((msg) => {
+      if (ctx !== c || !e.frame || e.frame.contentWindow !== w) return; // moved on meanwhile
+      w.postMessage(e.app.message_format === 'json_string' ? JSON.stringify(msg) : msg, e.origin);
+      posts++;
+    }));
   });
   const postAll = () => entries.forEach((e) => { if (e.loaded || e.want) postTo(e); });
 
@@ -143,10 +151,10 @@
 
   const loadContext = (c) => {
     const key = keyOf(c);
-    ctx = { key, msg: null }; // drop the previous conversation's context at once
-    ctxErr = '';
     const url = 'context?account=' + encodeURIComponent(c.account) +
       '&conversation=' + encodeURIComponent(c.conversation);
+    ctx = { key, msg: null, url, per: new Map() }; // drop the previous conversation's context at once
+    ctxErr = '';
     getJSON(url).then((msg) => (msg && msg.event === 'appContext' ? msg : Promise.reject(0))).then(safe((msg) => {
       if (ctx.key !== key) return; // a later navigation won
       const conv = msg.data && msg.data.conversation;

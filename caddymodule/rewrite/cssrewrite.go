@@ -40,9 +40,11 @@ func (r *CSSRewriter) Write(p []byte) (int, error) {
 	if r.out.err != nil {
 		return 0, r.out.err
 	}
-	in := r.held.with(p)
-	n := r.lex.rewrite(&r.out, in, false, &r.ref)
-	r.held.keep(in[n:])
+	for rest := p; len(rest) > 0 && r.out.err == nil; {
+		in, used := r.held.next(rest)
+		r.held.keep(in, r.lex.rewrite(&r.out, in, false, &r.ref))
+		rest = rest[used:]
+	}
 	r.out.flush()
 	if r.out.err != nil {
 		return 0, r.out.err
@@ -62,7 +64,7 @@ func (r *CSSRewriter) Flush() error {
 // comment or string ends there for the browser too.
 func (r *CSSRewriter) Close() error {
 	r.lex.rewrite(&r.out, r.held.buf, true, &r.ref)
-	r.held.keep(nil)
+	r.held.buf = r.held.buf[:0]
 	r.out.flush()
 	return r.out.err
 }
@@ -378,11 +380,17 @@ func newOutSink(w io.Writer) outSink {
 // directly, uncopied.
 func (s *outSink) emit(b []byte) {
 	if s.w != nil && len(s.buf)+len(b) > sinkSize {
-		s.flush()
-		if len(b) > sinkSize {
-			s.write(b)
-			return
-		}
+		s.spill(b)
+		return
+	}
+	s.buf = append(s.buf, b...)
+}
+
+func (s *outSink) spill(b []byte) {
+	s.flush()
+	if len(b) > sinkSize {
+		s.write(b)
+		return
 	}
 	s.buf = append(s.buf, b...)
 }
@@ -406,18 +414,26 @@ type heldInput struct {
 	buf []byte
 }
 
-// with returns the input to process next: p, after what is held.
-func (h *heldInput) with(p []byte) []byte {
+// next returns the input to process next and how much of p it takes: p
+// itself when nothing is held, else what is held and a piece of p, so
+// that a large write is not copied whole.
+func (h *heldInput) next(p []byte) ([]byte, int) {
 	if len(h.buf) == 0 {
-		return p
+		return p, len(p)
 	}
-	h.buf = append(h.buf, p...)
-	return h.buf
+	n := min(len(p), sinkSize)
+	h.buf = append(h.buf, p[:n]...)
+	return h.buf, n
 }
 
-// keep holds rest, which may alias the held buffer.
-func (h *heldInput) keep(rest []byte) {
-	h.buf = append(h.buf[:0], rest...)
+// keep holds in[n:], where in came from next.
+func (h *heldInput) keep(in []byte, n int) {
+	switch {
+	case len(h.buf) == 0:
+		h.buf = append(h.buf, in[n:]...)
+	case n > 0: // in is h.buf; a long token that stays held is not moved
+		h.buf = append(h.buf[:0], h.buf[n:]...)
+	}
 }
 
 // match is the answer of a look-ahead that may need more input to decide.

@@ -47,8 +47,8 @@ const (
 
 // NewHTMLRewriter returns a writer that streams an HTML document to w,
 // rewriting URL references with m.MapRef(ref, doc) where doc is the
-// upstream URL of the document. Close flushes what is held and must be
-// called once.
+// upstream URL of the document (nil leaves relative references alone).
+// Close flushes what is held and must be called once.
 func NewHTMLRewriter(w io.Writer, m *Mapper, doc *url.URL) *HTMLRewriter {
 	return &HTMLRewriter{out: newOutSink(w), ref: refMapper{m: m, doc: doc}}
 }
@@ -59,9 +59,11 @@ func (r *HTMLRewriter) Write(p []byte) (int, error) {
 	if r.out.err != nil {
 		return 0, r.out.err
 	}
-	in := r.held.with(p)
-	n := r.process(in, false)
-	r.held.keep(in[n:])
+	for rest := p; len(rest) > 0 && r.out.err == nil; {
+		in, used := r.held.next(rest)
+		r.held.keep(in, r.process(in, false))
+		rest = rest[used:]
+	}
 	r.out.flush()
 	if r.out.err != nil {
 		return 0, r.out.err
@@ -82,7 +84,7 @@ func (r *HTMLRewriter) Flush() error {
 func (r *HTMLRewriter) Close() error {
 	n := r.process(r.held.buf, true)
 	r.out.emit(r.held.buf[n:])
-	r.held.keep(nil)
+	r.held.buf = r.held.buf[:0]
 	r.out.flush()
 	return r.out.err
 }
@@ -291,7 +293,7 @@ func (r *HTMLRewriter) startTag(t []byte) {
 // ordinary elements; staying with raw text there errs on the safe side,
 // leaving something unrewritten rather than rewriting script or text.
 func (r *HTMLRewriter) openElement(name []byte) {
-	if r.foreign > 0 && r.tag.selfClosing {
+	if r.foreign > 0 && r.tag.selfClosing || len(name) < len("svg") || len(name) > len("plaintext") {
 		return
 	}
 	switch {
@@ -498,8 +500,8 @@ type lexState uint8
 
 const (
 	lexName lexState = iota
-	lexBeforeAttr
 	lexAttrName
+	lexBeforeAttr // the three states that skip white space
 	lexAfterAttrName
 	lexBeforeValue
 	lexQuoted
@@ -517,93 +519,94 @@ func (l *tagLexer) begin(end bool) {
 // lex returns the length of the tag that t starts with, or -1 if t ends
 // before the tag does.
 func (l *tagLexer) lex(t []byte) int {
-	for l.pos < len(t) {
-		c := t[l.pos]
-		switch l.state {
-		case lexName:
-			if l.pos = nameEnd(t, l.pos, endsTagName); l.pos == len(t) {
-				return -1
+	pos, st := l.pos, l.state // locals: the compiler keeps them in registers
+	for pos < len(t) {
+		c := t[pos]
+		if isSpace(c) && st >= lexBeforeAttr && st <= lexBeforeValue {
+			pos++ // between the parts of a tag, white space only separates
+			continue
+		}
+		switch st {
+		case lexName, lexAttrName:
+			ends := endsTagName
+			if st == lexAttrName {
+				ends = endsAttrName
 			}
-			l.nameEnd = l.pos
-			l.state = lexBeforeAttr
+			if pos = nameEnd(t, pos, ends); pos == len(t) {
+				break
+			}
+			if st == lexName {
+				l.nameEnd, st = pos, lexBeforeAttr
+			} else {
+				l.cur.nameEnd, st = pos, lexAfterAttrName
+			}
 		case lexBeforeAttr:
-			switch {
-			case isSpace(c):
-				l.pos++
-			case c == '/':
-				l.state = lexSelfClosing
-				l.pos++
-			case c == '>':
-				return l.pos + 1
+			switch c {
+			case '/':
+				st = lexSelfClosing
+				pos++
+			case '>':
+				return pos + 1
 			default: // even "=": it starts a name here
-				l.cur = attrSpan{nameStart: l.pos, valStart: -1}
-				l.state = lexAttrName
-				l.pos++
+				l.cur = attrSpan{nameStart: pos, valStart: -1}
+				st = lexAttrName
+				pos++
 			}
-		case lexAttrName:
-			if l.pos = nameEnd(t, l.pos, endsAttrName); l.pos == len(t) {
-				return -1
-			}
-			l.cur.nameEnd = l.pos
-			l.state = lexAfterAttrName
 		case lexAfterAttrName:
-			switch {
-			case isSpace(c):
-				l.pos++
-			case c == '=':
-				l.state = lexBeforeValue
-				l.pos++
-			default:
-				l.attrs = append(l.attrs, l.cur)
-				l.state = lexBeforeAttr
+			if c == '=' {
+				st = lexBeforeValue
+				pos++
+				break
 			}
+			l.attrs = append(l.attrs, l.cur)
+			st = lexBeforeAttr
 		case lexBeforeValue:
-			switch {
-			case isSpace(c):
-				l.pos++
-			case c == '"' || c == '\'':
+			switch c {
+			case '"', '\'':
 				l.quote = c
-				l.pos++
-				l.cur.valStart = l.pos
-				l.state = lexQuoted
-			case c == '>':
+				pos++
+				l.cur.valStart = pos
+				st = lexQuoted
+			case '>':
 				l.attrs = append(l.attrs, l.cur)
-				return l.pos + 1
+				return pos + 1
 			default:
-				l.cur.valStart = l.pos
-				l.state = lexUnquoted
+				l.cur.valStart = pos
+				st = lexUnquoted
 			}
 		case lexQuoted:
-			j := bytes.IndexByte(t[l.pos:], l.quote)
+			j := bytes.IndexByte(t[pos:], l.quote)
 			if j < 0 {
-				l.pos = len(t)
-				return -1
+				pos = len(t)
+				break
 			}
-			l.pos += j
-			l.addValue()
-			l.pos++
+			pos += j
+			l.addValue(pos)
+			st = lexBeforeAttr
+			pos++
 		case lexUnquoted:
-			if l.pos = nameEnd(t, l.pos, endsValue); l.pos < len(t) {
-				l.addValue()
+			if pos = nameEnd(t, pos, endsValue); pos < len(t) {
+				l.addValue(pos)
+				st = lexBeforeAttr
 			}
 		case lexSelfClosing:
 			if c == '>' {
 				l.selfClosing = true
-				return l.pos + 1
+				return pos + 1
 			}
-			l.state = lexBeforeAttr
+			st = lexBeforeAttr
 		}
 	}
+	l.pos, l.state = pos, st
 	return -1
 }
 
 // addValue ends the current attribute's value at pos; whatever follows,
 // the before attribute name state handles it as the tokenizer's states
 // after a value do.
-func (l *tagLexer) addValue() {
-	l.cur.valEnd = l.pos
+func (l *tagLexer) addValue(pos int) {
+	l.cur.valEnd = pos
 	l.attrs = append(l.attrs, l.cur)
-	l.state = lexBeforeAttr
 }
 
 // nameEnd returns the index at or after i of the first byte in t that
@@ -641,34 +644,29 @@ const (
 	refreshValue // <meta http-equiv=refresh content>
 )
 
-// urlAttrs are the attributes holding URLs; tag limits one to an element.
-var urlAttrs = []struct {
+// urlAttrs are the attributes holding URLs, by the length of their names;
+// tag limits one to an element.
+var urlAttrs = [...][]struct {
 	name, tag string
 	kind      attrKind
 }{
-	{"href", "base", baseURL},
-	{"href", "", oneURL},
-	{"src", "", oneURL},
-	{"action", "", oneURL},
-	{"formaction", "", oneURL},
-	{"poster", "", oneURL},
-	{"data", "object", oneURL},
-	{"background", "", oneURL},
-	{"xlink:href", "", oneURL},
-	{"manifest", "", oneURL},
-	{"cite", "", oneURL},
-	{"longdesc", "", oneURL},
-	{"ping", "", urlList},
-	{"srcset", "", srcsetList},
-	{"imagesrcset", "", srcsetList},
-	{"style", "", inlineStyle},
+	3:  {{"src", "", oneURL}},
+	4:  {{"href", "base", baseURL}, {"href", "", oneURL}, {"data", "object", oneURL}, {"cite", "", oneURL}, {"ping", "", urlList}},
+	5:  {{"style", "", inlineStyle}},
+	6:  {{"action", "", oneURL}, {"poster", "", oneURL}, {"srcset", "", srcsetList}},
+	8:  {{"manifest", "", oneURL}, {"longdesc", "", oneURL}},
+	10: {{"formaction", "", oneURL}, {"background", "", oneURL}, {"xlink:href", "", oneURL}},
+	11: {{"imagesrcset", "", srcsetList}},
 }
 
 func urlAttrKind(attr, tag []byte, refresh bool) attrKind {
 	if refresh && foldEq(attr, "content") {
 		return refreshValue
 	}
-	for _, a := range urlAttrs {
+	if len(attr) >= len(urlAttrs) {
+		return notURL
+	}
+	for _, a := range urlAttrs[len(attr)] {
 		if foldEq(attr, a.name) && (a.tag == "" || foldEq(tag, a.tag)) {
 			return a.kind
 		}
@@ -713,8 +711,7 @@ func (r *HTMLRewriter) setBase(v []byte) {
 		return
 	}
 	r.baseSet = true
-	r.text.decode(v)
-	u, err := url.Parse(string(bytes.TrimSpace(r.text.text)))
+	u, err := url.Parse(string(bytes.TrimSpace(r.text.decode(v).text)))
 	switch {
 	case err != nil:
 		return
@@ -815,8 +812,7 @@ func (r *HTMLRewriter) appendRefresh(dst, v []byte) []byte {
 // &quot;, and each URL found is mapped from its raw text, which keeps the
 // bytes around it as they were.
 func (r *HTMLRewriter) appendStyle(dst, v []byte) []byte {
-	d := &r.text
-	d.decode(v)
+	d := r.text.decode(v)
 	var l cssLexer
 	done, p := 0, 0
 	for {
@@ -911,8 +907,7 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // the decoded reference but writes back the raw bytes of the parts that
 // MapRef keeps, so only the replaced part is new (and escaped).
 func (rm *refMapper) appendAttrRef(dst, raw []byte) []byte {
-	d := &rm.dec
-	d.decode(raw)
+	d := rm.dec.decode(raw)
 	mapped, ok := rm.mapRef(d.text)
 	if !ok {
 		return append(dst, raw...)
@@ -959,34 +954,49 @@ func appendEscaped(dst []byte, s string) []byte {
 	return dst
 }
 
-// charRefs is attribute text with its character references decoded, and
-// for each decoded byte the offset in the raw text of what it came from.
+// charRefs decodes the character references of attribute text into
+// buffers it reuses.
 type charRefs struct {
-	text []byte // the decoded text: the raw text itself when it has no references
-	pos  []int  // len(text)+1 offsets, the last len(raw); nil when text is raw
-	buf  []byte // storage for text
-	offs []int  // storage for pos
+	buf  []byte
+	offs []int
 }
 
-func (d *charRefs) decode(raw []byte) {
-	if bytes.IndexByte(raw, '&') < 0 {
-		d.text, d.pos = raw, nil
-		return
+// decoded is attribute text with its character references decoded, and
+// for each decoded byte the offset in the raw text of what it came from.
+type decoded struct {
+	text []byte // the raw text itself when it has no references
+	pos  []int  // len(text)+1 offsets, the last len(raw); nil when text is raw
+}
+
+func (d *charRefs) decode(raw []byte) decoded {
+	i := bytes.IndexByte(raw, '&')
+	if i < 0 {
+		return decoded{text: raw}
 	}
-	buf, offs := d.buf[:0], d.offs[:0]
-	for i := 0; i < len(raw); {
+	buf, offs := append(d.buf[:0], raw[:i]...), d.offs[:0]
+	for k := range i {
+		offs = append(offs, k)
+	}
+	for i < len(raw) {
 		n, s := charRef(raw[i:])
-		if n == 0 {
-			n, s = 1, raw[i:i+1]
-		}
-		for range s {
-			offs = append(offs, i)
+		if n > 0 {
+			for range s {
+				offs = append(offs, i)
+			}
+		} else { // a run of plain text up to the next "&"
+			if n = bytes.IndexByte(raw[i+1:], '&') + 1; n == 0 {
+				n = len(raw) - i
+			}
+			s = raw[i : i+n]
+			for k := range n {
+				offs = append(offs, i+k)
+			}
 		}
 		buf = append(buf, s...)
 		i += n
 	}
 	d.buf, d.offs = buf, append(offs, len(raw))
-	d.text, d.pos = d.buf, d.offs
+	return decoded{d.buf, d.offs}
 }
 
 // charRef returns the length of the character reference b starts with
@@ -1045,12 +1055,12 @@ func charRefLen(b []byte) int {
 
 // boundary reports whether decoded offset k starts what a whole character
 // reference or raw byte decoded to.
-func (d *charRefs) boundary(k int) bool {
+func (d decoded) boundary(k int) bool {
 	return d.pos == nil || k == 0 || k == len(d.text) || d.pos[k] != d.pos[k-1]
 }
 
 // rawAt returns the raw offset of decoded offset k, a boundary.
-func (d *charRefs) rawAt(k int) int {
+func (d decoded) rawAt(k int) int {
 	if d.pos == nil {
 		return k
 	}
@@ -1059,7 +1069,7 @@ func (d *charRefs) rawAt(k int) int {
 
 // before returns the last boundary at or before decoded offset k, raw
 // offset first.
-func (d *charRefs) before(k int) (int, int) {
+func (d decoded) before(k int) (int, int) {
 	for !d.boundary(k) {
 		k--
 	}
@@ -1067,7 +1077,7 @@ func (d *charRefs) before(k int) (int, int) {
 }
 
 // after returns the first boundary at or after decoded offset k.
-func (d *charRefs) after(k int) (int, int) {
+func (d decoded) after(k int) (int, int) {
 	for !d.boundary(k) {
 		k++
 	}
