@@ -112,7 +112,7 @@ func newTestHandler(t *testing.T, helpdeskURL string, ttl time.Duration) *Handle
 		helpdesk: newHelpdeskClient(helpdeskURL), state: state, ttl: ttl, metrics: m,
 		credentialHeaders: []string{"Authorization", "Api_access_token"},
 		registry:          &App{identity: identity, state: state}, logger: testLogger(),
-		apps:              map[string]*appProxy{},
+		apps: map[string]*appProxy{},
 	}
 	return h
 }
