@@ -8,7 +8,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/ndoto/caddy-dashboard-apps/caddymodule"
+	_ "github.com/ndoto/caddy-dashboard-apps"
 )
 
 func main() {
