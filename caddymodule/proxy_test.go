@@ -182,6 +182,11 @@ func gatewayConfig() string {
 	http_port 9080
 	https_port 9443
 	persist_config off
+	servers {
+		# Caddy drops request headers with underscores unless listed;
+		# Chatwoot's API token header has them.
+		expected_underscore_headers api_access_token
+	}
 	dashboard_apps {
 		app orders "Orders" %[1]s/
 		app tools "Tools" %[1]s/tools/

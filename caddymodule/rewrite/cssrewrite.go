@@ -76,7 +76,14 @@ func (r *CSSRewriter) Close() error {
 type cssLexer struct {
 	prev          byte // the byte before the current input, to tell url( from myurl(
 	importPending bool // after @import: the next string, if nothing else comes first, is a URL
+	skip          byte // what ends a long token being passed through: '*' (of "*/"), a quote or ')'
 }
+
+// maxCSSRef bounds the tokens that may hold a URL to rewrite. Longer
+// ones (data: URIs, in practice) are left alone, so that they can pass
+// through as they arrive rather than be held and lexed again at every
+// write.
+const maxCSSRef = 8 << 10
 
 // rewrite copies src to out with its URLs mapped and returns how much of
 // src it consumed: all of it at eof, else up to a token more input could
@@ -104,6 +111,18 @@ var cssSpecial = [256]bool{'"': true, '\'': true, '/': true, '\\': true, 'u': tr
 // could still change.
 func (l *cssLexer) next(src []byte, i int, eof bool) (start, end, next int) {
 	for i < len(src) {
+		if l.skip != 0 {
+			k, done := l.skipRest(src, i)
+			switch {
+			case done:
+				i = k
+			case eof:
+				i = len(src) // a token that never ends
+			default:
+				return l.hold(src, k)
+			}
+			continue
+		}
 		c := src[i]
 		if l.importPending {
 			if isSpace(c) {
@@ -137,20 +156,47 @@ func (l *cssLexer) hold(src []byte, k int) (start, end, next int) {
 	return -1, -1, k
 }
 
+// skipRest finds the end of the long token being passed through, from
+// src[i]: the index after it and true, or where to hold and false.
+func (l *cssLexer) skipRest(src []byte, i int) (int, bool) {
+	if l.skip == '*' {
+		if j := bytes.Index(src[i:], commentClose); j >= 0 {
+			l.skip = 0
+			return i + j + len(commentClose), true
+		}
+		if src[len(src)-1] == '*' {
+			return len(src) - 1, false
+		}
+		return len(src), false
+	}
+	for j := i; j < len(src); j++ {
+		switch c := src[j]; {
+		case c == '\\':
+			if j+1 == len(src) {
+				return j, false
+			}
+			j++
+		case c == l.skip:
+			l.skip = 0
+			return j + 1, true
+		case l.skip != ')' && (c == '\n' || c == '\r' || c == '\f'):
+			l.skip = 0
+			return j, true
+		}
+	}
+	return len(src), false
+}
+
 // token lexes the token at src[i]: a URL (matchYes), something to skip up
 // to next (matchNo), or one that needs more input (matchMore).
 func (l *cssLexer) token(src []byte, i int, eof bool) (start, end, next int, m match) {
 	switch src[i] {
 	case '"', '\'':
-		end, next, m = cssString(src, i, eof)
-		if m == matchMore {
-			return 0, 0, 0, m
+		start, end, next, m = l.quoted(src, i, i, eof, l.importPending)
+		if m != matchMore {
+			l.importPending = false
 		}
-		if !l.importPending {
-			m = matchNo
-		}
-		l.importPending = false
-		return i + 1, end, next, m
+		return start, end, next, m
 	case '/':
 		next, m = l.comment(src, i, eof)
 		return 0, 0, next, m
@@ -191,10 +237,14 @@ func (l *cssLexer) comment(src []byte, i int, eof bool) (int, match) {
 		return i + 1, matchNo
 	}
 	j := bytes.Index(src[i+2:], commentClose)
-	if j < 0 {
-		return eofOr(len(src), eof)
+	switch {
+	case j >= 0:
+		return i + 2 + j + len(commentClose), matchNo
+	case eof:
+		return len(src), matchNo
 	}
-	return i + 2 + j + len(commentClose), matchNo
+	l.skip = '*'
+	return i + 2, matchNo
 }
 
 var commentClose = []byte("*/")
@@ -247,10 +297,34 @@ func (l *cssLexer) url(src []byte, i int, eof bool) (start, end, next int, m mat
 		return 0, 0, next, m
 	}
 	if q := src[p]; q == '"' || q == '\'' {
-		end, next, m = cssString(src, p, eof)
-		return p + 1, end, next, m
+		return l.quoted(src, i, p, eof, true)
 	}
-	return unquotedURL(src, p, eof)
+	start, end, next, m = unquotedURL(src, p, eof)
+	switch {
+	case m == matchMore && len(src)-i > maxCSSRef:
+		l.skip = ')'
+		return 0, 0, p, matchNo
+	case m == matchYes && next-i > maxCSSRef:
+		m = matchNo
+	}
+	return start, end, next, m
+}
+
+// quoted lexes the string at src[q], part of the token that starts at
+// src[tok]; it is a URL when isURL. A string still incomplete is held
+// only while it may be a URL to rewrite, else passed through.
+func (l *cssLexer) quoted(src []byte, tok, q int, eof, isURL bool) (start, end, next int, m match) {
+	end, next, m = cssString(src, q, eof)
+	switch {
+	case m == matchMore && isURL && len(src)-tok <= maxCSSRef:
+		return 0, 0, 0, matchMore
+	case m == matchMore:
+		l.skip = src[q]
+		return 0, 0, q + 1, matchNo
+	case !isURL || next-tok > maxCSSRef:
+		m = matchNo
+	}
+	return q + 1, end, next, m
 }
 
 // cssString lexes the string that starts with the quote at src[i]. m is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -62,6 +63,47 @@ func TestRewriteCSS(t *testing.T) {
 			}
 			if got := rewriteCSS(t, []byte(c.in), testMapper, testCSSDoc, byteAtATime); string(got) != want {
 				t.Errorf("CSSRewriter(%q) byte at a time\n got %q\nwant %q", c.in, got, want)
+			}
+		})
+	}
+}
+
+// TestCSSRewriteLongTokens checks that tokens too long to hold a URL
+// worth rewriting (data: URIs) stream through, whatever the split, and
+// that the same rule applies to a stylesheet rewritten at once.
+func TestCSSRewriteLongTokens(t *testing.T) {
+	long := strings.Repeat("A", maxCSSRef)
+	for _, c := range []rewriteCase{
+		{"data URI", "a{b:url(data:image/png;base64," + long + ")} c{d:url(/tools/x)}", "a{b:url(data:image/png;base64," + long + ")} c{d:url(/dashboard-apps/t/x)}"},
+		{"quoted", "a{b:url('/tools/" + long + "') url(\"/tools/x\")}", "a{b:url('/tools/" + long + "') url(\"/dashboard-apps/t/x\")}"},
+		{"long path", "a{b:url(/tools/" + long + ")}", ""},
+		{"comment", "/* " + long + " url(/tools/x) */ a{b:url(/tools/y)}", "/* " + long + " url(/tools/x) */ a{b:url(/dashboard-apps/t/y)}"},
+		{"string", "a{content:'" + long + "\\' url(/tools/x)'} @import '/tools/" + long + "';", ""},
+		{"unterminated", "a{b:url(data:" + long + "\\", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want := c.want
+			if want == "" {
+				want = c.in
+			}
+			if got := RewriteCSS(nil, []byte(c.in), testMapper, testCSSDoc); string(got) != want {
+				t.Errorf("RewriteCSS: %s", firstDiff(got, []byte(want)))
+			}
+			for _, size := range []int{1, 7, 1000} {
+				var out bytes.Buffer
+				r := NewCSSRewriter(&out, testMapper, testCSSDoc)
+				for in := []byte(c.in); len(in) > 0; {
+					n := min(size, len(in))
+					r.Write(in[:n])
+					in = in[n:]
+					if len(r.held.buf) > maxCSSRef+size {
+						t.Fatalf("holding %d bytes", len(r.held.buf))
+					}
+				}
+				r.Close()
+				if out.String() != want {
+					t.Errorf("in pieces of %d: %s", size, firstDiff(out.Bytes(), []byte(want)))
+				}
 			}
 		})
 	}

@@ -316,6 +316,31 @@ func TestHTMLRewriteLarge(t *testing.T) {
 	r.Close()
 }
 
+// TestHTMLRewriteLongTokens checks that long comments, scripts and
+// stylesheet tokens stream through instead of being held (CSS holds a
+// token only while it may still be a URL to rewrite).
+func TestHTMLRewriteLongTokens(t *testing.T) {
+	long := strings.Repeat("A<", 1<<20)
+	for _, doc := range []string{
+		"<!--" + long + "-->",
+		"<script>" + long + "</script>",
+		"<style>a{background:url(data:image/png;base64," + long + ")}</style>",
+		"<style>/*" + long + "*/</style>",
+		"<textarea>" + long + "</textarea>",
+	} {
+		r := NewHTMLRewriter(io.Discard, testMapper, testDoc)
+		for in := []byte(doc); len(in) > 0; {
+			n := min(len(in), 4<<10)
+			r.Write(in[:n])
+			in = in[n:]
+			if held := len(r.held.buf); held > maxCSSRef+n {
+				t.Fatalf("%.20s...: holding %d bytes", doc, held)
+			}
+		}
+		r.Close()
+	}
+}
+
 type countingWriter struct{ n int }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
