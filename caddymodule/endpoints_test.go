@@ -108,7 +108,7 @@ func newTestHandler(t *testing.T, helpdeskURL string, ttl time.Duration) *Handle
 		t.Fatal(err)
 	}
 	h := &Handler{
-		Prefix: defaultPrefix, WebhookSecret: "hook-secret",
+		Prefix: defaultPrefix, webhookSecret: "hook-secret",
 		helpdesk: newHelpdeskClient(helpdeskURL), state: state, ttl: ttl, metrics: m,
 		credentialHeaders: []string{"Authorization", "Api_access_token"},
 		registry:          &App{identity: identity, state: state}, logger: testLogger(),

@@ -59,6 +59,7 @@ type Handler struct {
 	// X-Dashboard-Apps-Signature HMAC of the body.
 	WebhookSecret string `json:"webhook_secret,omitempty"`
 
+	webhookSecret     string // WebhookSecret with its placeholders replaced
 	registry          *App
 	apps              map[string]*appProxy
 	state             *sharedState
@@ -100,12 +101,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := validatePrefix(h.Prefix); err != nil {
 		return err
 	}
+	repl := caddy.NewReplacer() // global placeholders: {env.*}, {file.*}, ...
+	if h.WebhookSecret != "" {
+		secret, err := repl.ReplaceOrErr(h.WebhookSecret, true, true)
+		if err != nil || secret == "" {
+			return fmt.Errorf("dashboard_apps: webhook_secret %q: empty or unknown placeholder (is the environment variable set?)", h.WebhookSecret)
+		}
+		h.webhookSecret = secret
+	}
 	if h.HelpdeskAPI != "" {
-		u, err := url.Parse(h.HelpdeskAPI)
+		api := repl.ReplaceKnown(h.HelpdeskAPI, "")
+		u, err := url.Parse(api)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			return fmt.Errorf("dashboard_apps: helpdesk_api %q: must be an absolute http or https URL without credentials, such as http://127.0.0.1:3000", h.HelpdeskAPI)
 		}
-		h.helpdesk = newHelpdeskClient(h.HelpdeskAPI)
+		h.helpdesk = newHelpdeskClient(api)
 	}
 	if h.ConversationRoute == "" {
 		h.ConversationRoute = defaultConversationRoute

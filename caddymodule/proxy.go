@@ -37,8 +37,8 @@ func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, registry *App
 		return nil, err
 	}
 	signer := registry.identity.signer
-	if app.IdentitySecret != "" {
-		if signer, err = secretSigner(app.IdentitySecret); err != nil {
+	if app.secret != "" {
+		if signer, err = secretSigner(app.secret); err != nil {
 			return nil, fmt.Errorf("identity_secret: %v", err)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // AppConfig is one dashboard app: a web app shown as a tab beside the
@@ -73,6 +75,7 @@ type AppConfig struct {
 
 	id       string
 	upstream *url.URL
+	secret   string // IdentitySecret with its placeholders replaced
 }
 
 // AppTLS configures the connection to an https app.
@@ -143,8 +146,18 @@ func (a *AppConfig) validate(id string) error {
 			return fail("roles", a.Roles, fmt.Sprintf(`roles are "agent" or "administrator", not %q`, role))
 		}
 	}
-	if a.IdentitySecret != "" && len(a.IdentitySecret) < minSecretLen {
-		return fail("identity_secret", "(hidden)", fmt.Sprintf("must be at least %d characters: HS256 is only as strong as its secret", minSecretLen))
+	if a.IdentitySecret != "" {
+		// Placeholders such as {env.CRM_SECRET} keep secrets out of configs.
+		secret, err := caddy.NewReplacer().ReplaceOrErr(a.IdentitySecret, true, true)
+		switch {
+		case err != nil:
+			return fail("identity_secret", a.IdentitySecret, err.Error())
+		case secret == "":
+			return fail("identity_secret", a.IdentitySecret, "is empty once its placeholders are replaced (is the environment variable set?)")
+		case len(secret) < minSecretLen:
+			return fail("identity_secret", "(hidden)", fmt.Sprintf("must be at least %d characters: HS256 is only as strong as its secret", minSecretLen))
+		}
+		a.secret = secret
 	}
 	switch a.MessageFormat {
 	case "", FormatObject, FormatJSONString:

@@ -38,7 +38,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", "POST")
 		return writeJSONError(w, http.StatusMethodNotAllowed, "the webhook takes POST")
 	}
-	if h.WebhookSecret == "" {
+	if h.webhookSecret == "" {
 		return writeJSONError(w, http.StatusNotFound, "webhook_secret is not configured on this site")
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxWebhookBody+1))
@@ -69,12 +69,12 @@ func (h *Handler) webhookAuthentic(r *http.Request, body []byte) bool {
 		if err != nil || !strings.HasPrefix(sig, "sha256=") {
 			return false
 		}
-		mac := hmac.New(sha256.New, []byte(h.WebhookSecret))
+		mac := hmac.New(sha256.New, []byte(h.webhookSecret))
 		mac.Write(body)
 		return hmac.Equal(got, mac.Sum(nil))
 	}
 	secret := r.URL.Query().Get("secret")
-	return secret != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(h.WebhookSecret)) == 1
+	return secret != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(h.webhookSecret)) == 1
 }
 
 // evict bumps the generations an event makes stale and reports whether it

@@ -3,6 +3,7 @@ package rewrite
 import (
 	"bytes"
 	"io"
+	"math"
 	"net/url"
 )
 
@@ -10,7 +11,7 @@ import (
 // with m.MapRef(ref, doc) (doc = upstream URL of the stylesheet or of the
 // HTML document for inline styles). Every other byte is copied as it is.
 func RewriteCSS(dst, css []byte, m *Mapper, doc *url.URL) []byte {
-	out := outSink{buf: dst}
+	out := outSink{buf: dst, limit: math.MaxInt}
 	rm := refMapper{m: m, doc: doc}
 	var l cssLexer
 	l.rewrite(&out, css, true, &rm)
@@ -438,22 +439,23 @@ var (
 // outSink collects output and passes it on in large writes; with no
 // writer it only appends to buf.
 type outSink struct {
-	w   io.Writer
-	buf []byte
-	err error
+	w     io.Writer
+	buf   []byte
+	limit int // what buf may hold before it is written out
+	err   error
 }
 
 // sinkSize bounds what a sink holds before writing it out.
 const sinkSize = 32 << 10
 
 func newOutSink(w io.Writer) outSink {
-	return outSink{w: w, buf: make([]byte, 0, sinkSize)}
+	return outSink{w: w, buf: make([]byte, 0, sinkSize), limit: sinkSize}
 }
 
 // emit adds b to the output. Long runs of unchanged input go to the writer
 // directly, uncopied.
 func (s *outSink) emit(b []byte) {
-	if s.w != nil && len(s.buf)+len(b) > sinkSize {
+	if len(s.buf)+len(b) > s.limit {
 		s.spill(b)
 		return
 	}
@@ -489,13 +491,15 @@ type heldInput struct {
 }
 
 // next returns the input to process next and how much of p it takes: p
-// itself when nothing is held, else what is held and a piece of p, so
-// that a large write is not copied whole.
+// itself when nothing is held, else what is held and a piece of p. The
+// piece is small, as a held token usually ends soon and the rest of p
+// can then be processed where it is, but grows with what is held, so that
+// a long token is not copied over and over.
 func (h *heldInput) next(p []byte) ([]byte, int) {
 	if len(h.buf) == 0 {
 		return p, len(p)
 	}
-	n := min(len(p), sinkSize)
+	n := min(len(p), max(len(h.buf), 512))
 	h.buf = append(h.buf, p[:n]...)
 	return h.buf, n
 }

@@ -1,0 +1,301 @@
+// Command benchcompare measures what the dashboard apps gateway costs: it
+// starts an origin, a plain Caddy reverse_proxy to it and the gateway in
+// front of it, all in this process on loopback, drives load at both in
+// alternation (A B A B ...), and prints the gateway/plain ratio of each
+// scenario, pair by pair, with medians over the rounds.
+//
+//	go run ./cmd/benchcompare [-rounds 5] [-duration 2s] [-conns 16]
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/ndoto/caddy-dashboard-apps"
+)
+
+// scenario is one pair of requests: the same work through plain Caddy and
+// through the gateway.
+type scenario struct {
+	name, plain, gateway, target string
+	want                         float64 // the ratio to reach
+}
+
+func main() {
+	rounds := flag.Int("rounds", 5, "A/B rounds per scenario")
+	duration := flag.Duration("duration", 2*time.Second, "load per run")
+	conns := flag.Int("conns", 16, "concurrent connections")
+	only := flag.String("only", "", "run only scenarios whose name contains this")
+	flag.Parse()
+	log.SetFlags(0)
+
+	page, err := os.ReadFile("testdata/golden/html/admin.in.html")
+	if err != nil {
+		log.Fatalf("run from the repository root: %v", err)
+	}
+	origin := startOrigin(page)
+	plainAddr, gatewayAddr := freeAddr(), freeAddr()
+	if err := loadCaddy(origin, plainAddr, gatewayAddr); err != nil {
+		log.Fatal(err)
+	}
+	defer caddy.Stop()
+
+	scenarios := []scenario{
+		{"asset 1 MiB (app proxy)", "/dashboard-apps/bench/asset.bin", "/dashboard-apps/bench/asset.bin", "≥ 0.97", 0.97},
+		{"HTML 128 KB (rewritten)", "/dashboard-apps/bench/page.html", "/dashboard-apps/bench/page.html", "≥ 0.70", 0.70},
+		{"SPA shell (injected)", "/app/accounts/1/conversations/1", "/app/accounts/1/conversations/1", "≥ 0.95", 0.95},
+		{"helpdesk JSON (passed)", "/api/v1/accounts/1/conversations", "/api/v1/accounts/1/conversations", "≥ 0.97", 0.97},
+		{"context, cache hit", "/_static_context", "/_dashboard_apps/context?account=1&conversation=1&app=bench", "≥ 0.80", 0.80},
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns, DisableCompression: true}}
+	// Warm up: connections, the context cache, the profile cache.
+	for _, s := range scenarios {
+		for _, addr := range []string{plainAddr + s.plain, gatewayAddr + s.gateway} {
+			if status := fetch(client, "http://"+addr); status != 200 {
+				log.Fatalf("warm-up %s: status %d", addr, status)
+			}
+		}
+	}
+
+	fmt.Printf("benchcompare: %d rounds × %s per side, %d connections, GOMAXPROCS=%d, %s\n\n", *rounds, *duration, *conns, runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Printf("| scenario | plain req/s | gateway req/s | ratio (median) | target | p50 plain / gateway | p99 plain / gateway | allocs/req plain / gateway |\n")
+	fmt.Printf("|---|---:|---:|---:|---|---|---|---|\n")
+	failed := false
+	for _, s := range scenarios {
+		if *only != "" && !strings.Contains(s.name, *only) {
+			continue
+		}
+		var ratios []float64
+		var plainRuns, gwRuns []result
+		for i := 0; i < *rounds; i++ {
+			p := drive(client, "http://"+plainAddr+s.plain, *conns, *duration)
+			g := drive(client, "http://"+gatewayAddr+s.gateway, *conns, *duration)
+			plainRuns, gwRuns = append(plainRuns, p), append(gwRuns, g)
+			ratios = append(ratios, g.rps/p.rps)
+		}
+		p, g, ratio := medianResult(plainRuns), medianResult(gwRuns), median(ratios)
+		mark := ""
+		if ratio < s.want {
+			mark, failed = " ✗", true
+		}
+		fmt.Printf("| %s | %.0f | %.0f | %.2f%s | %s | %s / %s | %s / %s | %.0f / %.0f |\n",
+			s.name, p.rps, g.rps, ratio, mark, s.target, ms(p.p50), ms(g.p50), ms(p.p99), ms(g.p99), p.allocs, g.allocs)
+	}
+	fmt.Printf("\npeak RSS of this process (origin, both Caddy servers, load generator): %d MiB\n", peakRSS()>>20)
+	if failed {
+		fmt.Println("\nsome ratios are below target (✗)")
+	}
+}
+
+// result is one run's measurements.
+type result struct {
+	rps, allocs float64
+	p50, p99    time.Duration
+}
+
+// drive keeps conns requests in flight at url for d.
+func drive(client *http.Client, url string, conns int, d time.Duration) result {
+	var n atomic.Int64
+	lat := make([][]time.Duration, conns)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if fetch(client, url) != 200 {
+					log.Fatalf("%s: bad status", url)
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+				n.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	count := float64(n.Load())
+	return result{
+		rps:    count / elapsed.Seconds(),
+		allocs: float64(after.Mallocs-before.Mallocs) / count,
+		p50:    all[len(all)/2],
+		p99:    all[len(all)*99/100],
+	}
+}
+
+var discardBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+func fetch(client *http.Client, url string) int {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Cookie", "bench_session=agent")
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := client.Do(req)
+	if err != nil {
+		log.Fatalf("%s: %v", url, err)
+	}
+	bp := discardBufs.Get().(*[]byte)
+	io.CopyBuffer(io.Discard, resp.Body, *bp)
+	discardBufs.Put(bp)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// startOrigin serves the app's assets and pages and the helpdesk's pages
+// and API, the same bytes to both sides.
+func startOrigin(page []byte) string {
+	asset := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	shell := []byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Ndoto</title>` +
+		`<link rel="stylesheet" href="/packs/css/application.css"><script src="/packs/js/application.js" defer></script>` +
+		`</head><body><div id="app"></div><noscript>Ndoto needs JavaScript.</noscript></body></html>`)
+	var list bytes.Buffer
+	list.WriteString(`{"data":{"meta":{"all_count":20},"payload":[`)
+	for i := 1; i <= 20; i++ {
+		if i > 1 {
+			list.WriteByte(',')
+		}
+		fmt.Fprintf(&list, `{"id":%d,"account_id":1,"inbox_id":1,"status":"open","meta":{"sender":{"id":%d,"name":"Contact %d","email":"c%d@example.com"}},"unread_count":0}`, i, 400+i, i, i)
+	}
+	list.WriteString(`]}}`)
+	mux := http.NewServeMux()
+	serve := func(path, ctype string, body []byte) {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", ctype)
+			w.Write(body)
+		})
+	}
+	serve("/asset.bin", "application/octet-stream", asset)
+	serve("/page.html", "text/html; charset=utf-8", page)
+	serve("/app/", "text/html; charset=utf-8", shell)
+	serve("/api/v1/accounts/1/conversations", "application/json", list.Bytes())
+	serve("/api/v1/accounts/1/conversations/1", "application/json",
+		[]byte(`{"id":1,"account_id":1,"inbox_id":1,"status":"open","meta":{"sender":{"id":401,"name":"Contact 1","email":"c1@example.com","phone_number":null}}}`))
+	serve("/api/v1/profile", "application/json",
+		[]byte(`{"id":7,"name":"Bench Agent","email":"agent@example.com","account_id":1,"role":"agent","accounts":[{"id":1,"role":"agent"}]}`))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go http.Serve(ln, mux)
+	return ln.Addr().String()
+}
+
+// contextBody is what the plain side's static respond sends for the
+// context scenario: a message of the same size as the gateway's.
+const contextBody = `{"event":"appContext","data":{"conversation":{"id":1,"account_id":1,"inbox_id":1,"status":"open","contact":{"id":401,"name":"Contact 1","email":"c1@example.com","phone_number":null}},"contact":{"id":401,"name":"Contact 1","email":"c1@example.com","phone_number":null},"currentAgent":{"id":7,"name":"Bench Agent","email":"agent@example.com"},"token":"` +
+	`eyJhbGciOiJFZERTQSIsImtpZCI6IjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAiLCJ0eXAiOiJKV1QifQ.eyJhY2NvdW50IjoxLCJhdWQiOiJiZW5jaCIsImNvbnRhY3QiOjQwMSwiY29udmVyc2F0aW9uIjoxLCJlbWFpbCI6ImFnZW50QGV4YW1wbGUuY29tIiwiZXhwIjoxNzAwMDAwMzAwLCJpYXQiOjE3MDAwMDAwMDAsIm5hbWUiOiJCZW5jaCBBZ2VudCIsInJvbGUiOiJhZ2VudCIsInN1YiI6IjcifQ.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}`
+
+func loadCaddy(origin, plainAddr, gatewayAddr string) error {
+	dir, err := os.MkdirTemp("", "benchcompare-")
+	if err != nil {
+		return err
+	}
+	proxy := map[string]any{"handler": "reverse_proxy", "upstreams": []map[string]string{{"dial": origin}}}
+	cfg := map[string]any{
+		"admin":   map[string]any{"disabled": true},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
+		"storage": map[string]any{"module": "file_system", "root": dir},
+		"apps": map[string]any{
+			"dashboard_apps": map[string]any{
+				"apps":    map[string]any{"bench": map[string]any{"name": "Bench", "url": "http://" + origin + "/"}},
+				"context": map[string]any{"ttl": "1h"},
+			},
+			"http": map[string]any{"servers": map[string]any{
+				"plain": map[string]any{
+					"listen": []string{plainAddr},
+					"routes": []any{
+						map[string]any{
+							"match":  []any{map[string]any{"path": []string{"/_static_context"}}},
+							"handle": []any{map[string]any{"handler": "static_response", "body": contextBody, "headers": map[string][]string{"Content-Type": {"application/json"}, "Cache-Control": {"private, no-store"}}}},
+						},
+						map[string]any{
+							"match":  []any{map[string]any{"path": []string{"/dashboard-apps/bench/*"}}},
+							"handle": []any{map[string]any{"handler": "rewrite", "strip_path_prefix": "/dashboard-apps/bench"}, proxy},
+						},
+						map[string]any{"handle": []any{proxy}},
+					},
+				},
+				"gateway": map[string]any{
+					"listen": []string{gatewayAddr},
+					"routes": []any{map[string]any{"handle": []any{
+						map[string]any{"handler": "dashboard_apps", "helpdesk_api": "http://" + origin},
+						proxy,
+					}}},
+				},
+			}},
+		},
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return caddy.Load(b, true)
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// medianResult is the run with the median throughput.
+func medianResult(runs []result) result {
+	s := append([]result(nil), runs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].rps < s[j].rps })
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// peakRSS reads the process's high-water mark of resident memory.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
