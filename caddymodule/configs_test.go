@@ -59,7 +59,6 @@ func TestConfigsValidate(t *testing.T) {
 	}
 }
 
-
 func adaptCaddyfile(src []byte, filename string) ([]byte, []string, error) {
 	out, warnings, err := caddyfile.Adapter{ServerType: httpServerType()}.Adapt(src, map[string]any{"filename": filename})
 	var ws []string
