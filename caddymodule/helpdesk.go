@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
 )
 
 // credentials are the agent's helpdesk credentials as the helpdesk API is
@@ -47,7 +49,7 @@ func (h *Handler) credentialKeyOf(r *http.Request) (key credentialKey, ok bool) 
 			var pair string
 			pair, line, _ = strings.Cut(line, ";")
 			pair = strings.TrimSpace(pair)
-			if pair == "" || strings.HasPrefix(pair, appCookiePrefix) {
+			if pair == "" || strings.HasPrefix(pair, rewrite.CookiePrefix) {
 				continue
 			}
 			buf = append(append(buf, "c\x00"...), pair...)
@@ -73,7 +75,7 @@ func (h *Handler) credentialsOf(r *http.Request) credentials {
 	c := credentials{header: make(http.Header, 4)}
 	var kept []string
 	for _, ck := range r.Cookies() {
-		if strings.HasPrefix(ck.Name, appCookiePrefix) {
+		if strings.HasPrefix(ck.Name, rewrite.CookiePrefix) {
 			continue // an app's cookie: neither a credential nor the helpdesk's business
 		}
 		kept = append(kept, ck.Name+"="+ck.Value)
@@ -91,10 +93,6 @@ func (h *Handler) credentialsOf(r *http.Request) credentials {
 	}
 	return c
 }
-
-// appCookiePrefix starts the browser-side names of apps' cookies (see
-// rewrite.CookieName).
-const appCookiePrefix = "dapp_"
 
 func (h *Handler) sessionCookie() string {
 	if h.SessionCookie == "" {

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// cookiePrefix starts every app cookie's name in the browser. Every app is
+// CookiePrefix starts every app cookie's name in the browser. Every app is
 // served from the helpdesk's origin, where the browser keeps one cookie jar
 // for the helpdesk and all its apps. Two things keep their cookies apart: a
 // name prefix per app, which no app's Set-Cookie can escape because the
@@ -13,13 +13,13 @@ import (
 // prefix, which keeps an app's cookies off the helpdesk's and other apps'
 // requests. AppCookies trusts only the name; the path keeps request headers
 // small and the helpdesk's own cookie paths untouched.
-const cookiePrefix = "dapp_"
+const CookiePrefix = "dapp_"
 
 // CookieName is the browser-side name of the app's cookie name. App ids
 // never contain "_", so the first "_" after the prefix ends the id and no
 // app's names can collide with another's, whatever names the apps choose.
 func CookieName(appID, name string) string {
-	return cookiePrefix + appID + "_" + name
+	return CookiePrefix + appID + "_" + name
 }
 
 // ScopeSetCookie rewrites one Set-Cookie value from the app: name
@@ -68,8 +68,8 @@ func ScopeSetCookie(v string, m *Mapper, doc *url.URL, appID string) (string, bo
 	path := cookieProxiedPath(m, upstreamPath)
 
 	var b strings.Builder
-	b.Grow(len(cookiePrefix) + len(appID) + 1 + len(v) - len(rawName) + len("; Path=") + len(path))
-	b.WriteString(cookiePrefix)
+	b.Grow(len(CookiePrefix) + len(appID) + 1 + len(v) - len(rawName) + len("; Path=") + len(path))
+	b.WriteString(CookiePrefix)
 	b.WriteString(appID)
 	b.WriteByte('_')
 	b.WriteString(name)
@@ -238,9 +238,9 @@ func AppCookies(cookieHeaders []string, appID string) string {
 // cutAppCookiePrefix returns the app's own name for the browser-side name
 // s, without building the prefix string.
 func cutAppCookiePrefix(s, appID string) (string, bool) {
-	n := len(cookiePrefix) + len(appID) + 1
-	if len(s) < n || s[:len(cookiePrefix)] != cookiePrefix ||
-		s[len(cookiePrefix):n-1] != appID || s[n-1] != '_' {
+	n := len(CookiePrefix) + len(appID) + 1
+	if len(s) < n || s[:len(CookiePrefix)] != CookiePrefix ||
+		s[len(CookiePrefix):n-1] != appID || s[n-1] != '_' {
 		return "", false
 	}
 	return s[n:], true
