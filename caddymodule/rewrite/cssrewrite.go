@@ -400,6 +400,11 @@ type refMapper struct {
 
 // appendRef appends to dst the mapped form of ref, or ref itself.
 func (rm *refMapper) appendRef(dst, ref []byte) []byte {
+	if !rm.absOnly {
+		if out, ok := rm.m.appendRooted(dst, ref); ok {
+			return out
+		}
+	}
 	if mapped, ok := rm.mapRef(ref); ok {
 		return append(dst, mapped...)
 	}

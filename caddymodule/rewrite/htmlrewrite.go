@@ -907,6 +907,11 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // the decoded reference but writes back the raw bytes of the parts that
 // MapRef keeps, so only the replaced part is new (and escaped).
 func (rm *refMapper) appendAttrRef(dst, raw []byte) []byte {
+	if !rm.absOnly && bytes.IndexByte(raw, '&') < 0 {
+		if out, ok := rm.m.appendRooted(dst, raw); ok {
+			return out
+		}
+	}
 	d := rm.dec.decode(raw)
 	mapped, ok := rm.mapRef(d.text)
 	if !ok {

@@ -5,6 +5,7 @@
 package rewrite
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -186,6 +187,51 @@ func (m *Mapper) mapCore(ref string, doc *url.URL) (string, bool) {
 		return "", false
 	}
 	return m.mapClimbing(ref, doc)
+}
+
+// appendRooted is MapRef's fast path for the references most pages are
+// full of: a plain root-relative path ("/static/app.css?v=1"), or the same
+// after the app's origin, without "//" or a back slash, and without
+// anything that may spell a dot segment ("/." or "%2"). It appends what MapRef would give (ref itself when MapRef leaves
+// it alone) and returns true; for any other reference it returns false,
+// and the caller asks MapRef. It allocates nothing.
+func (m *Mapper) appendRooted(dst, ref []byte) ([]byte, bool) {
+	if len(ref) > 0 && ref[0] != '/' {
+		// An absolute URL on the app's origin is its path.
+		for _, o := range m.origins {
+			if len(ref) > len(o) && ref[len(o)] == '/' && foldEq(ref[:len(o)], o) {
+				out, ok := m.appendRooted(dst, ref[len(o):])
+				if ok && len(out) == len(dst)+len(ref)-len(o) && string(out[len(dst):]) == string(ref[len(o):]) {
+					return dst, false // left alone as a path would be: MapRef decides for the whole URL
+				}
+				return out, ok
+			}
+		}
+		return dst, false
+	}
+	if len(ref) == 0 || len(ref) > 1 && isSlash(ref[1]) {
+		return dst, false
+	}
+	path := ref
+	if i := bytes.IndexAny(ref, "?#"); i >= 0 {
+		path = ref[:i]
+	}
+	if bytes.IndexByte(path, '\\') >= 0 || bytes.Contains(path, slashDot) || bytes.Contains(path, pct2) {
+		return dst, false
+	}
+	switch {
+	case hasPrefixString(ref, m.proxied) || len(ref)+1 == len(m.proxied) && string(ref) == m.proxied[:len(ref)]:
+		return append(dst, ref...), true // already proxied
+	case hasPrefixString(ref, m.base):
+		return append(append(dst, m.proxied...), ref[len(m.base):]...), true
+	}
+	return dst, false // around the base path: MapRef's rules
+}
+
+var slashDot = []byte("/.")
+
+func hasPrefixString(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && string(b[:len(prefix)]) == prefix
 }
 
 // mapPath maps rest, an absolute path with optional query and fragment (or
