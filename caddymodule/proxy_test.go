@@ -241,8 +241,13 @@ func newGateway(t *testing.T) *caddytest.Tester {
 	tester.InitServer(gatewayConfig(), "caddyfile")
 	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	tester.Client.Jar = nil // requests say who they are through signedIn
+	currentTester = tester
 	return tester
 }
+
+// currentTester is the client of the running test, whose idle connections
+// adminDo drops after a config change.
+var currentTester *caddytest.Tester
 
 // get requests path as the signed-in agent 7, unless header carries a
 // Cookie of its own (anonymous: "Cookie", "").
@@ -476,6 +481,15 @@ func adminDo(t *testing.T, method, path, body string) (int, string) {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
+	// A config change replaces Caddy's servers and closes their idle
+	// keep-alive connections; a request sent on one just then reads EOF
+	// (browsers retry those). Start the next requests on new connections.
+	if method != http.MethodGet {
+		http.DefaultClient.CloseIdleConnections()
+		if currentTester != nil {
+			currentTester.Client.CloseIdleConnections()
+		}
+	}
 	b, _ := io.ReadAll(resp.Body)
 	var apiErr struct{ Error string }
 	if json.Unmarshal(b, &apiErr) == nil && apiErr.Error != "" {
