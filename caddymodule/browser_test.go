@@ -257,7 +257,8 @@ func TestBrowserConversationTabs(t *testing.T) {
 	if got := eval[float64](t, ctx, frameExpr("seed", `w.loadId`)); got != loadID {
 		t.Errorf("the seed app was reloaded by the navigation")
 	}
-	if got := eval[string](t, ctx, frameExpr("cw", `w.received[w.received.length-1].data.contact.name`)); got != "John Roe" {
+	if err := waitFor(ctx, frameExpr("cw", `w.received[w.received.length-1].data.contact.name === "John Roe"`), 10*time.Second); err != nil {
+		got := eval[string](t, ctx, frameExpr("cw", `w.received[w.received.length-1].data.contact.name`))
 		t.Errorf("json_string app shows %q after navigation", got)
 	}
 
