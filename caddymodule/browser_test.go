@@ -73,10 +73,18 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	return v
 }
 
-// waitFor polls a JavaScript expression until it is truthy.
+// waitFor polls a JavaScript expression until it is truthy. A poll that
+// starts while a navigation replaces the page loses its JavaScript context
+// ("Cannot find context with specified id"); it is started again.
 func waitFor(ctx context.Context, expr string, timeout time.Duration) error {
-	_, err := chromedp.Run(ctx, chromedp.Poll[any](expr, chromedp.WithPollingTimeout(timeout)))
-	return err
+	deadline := time.Now().Add(timeout)
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[any](expr, chromedp.WithPollingTimeout(time.Until(deadline))))
+		if err == nil || !strings.Contains(err.Error(), "Cannot find context") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // screenshot saves a PNG of the page when SCREENSHOT_DIR is set, for a
