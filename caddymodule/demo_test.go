@@ -1,0 +1,89 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserDemo runs the demo Caddyfile itself, as `go run ./cmd/caddy
+// run` does, signs in as the demo agent and checks that the tabs' apps
+// show the open conversation's contact, across SPA navigation and
+// accounts.
+func TestBrowserDemo(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9101"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("the demo's port %s is taken: %v", addr, err)
+			}
+			t.Skipf("the demo's port %s is taken (is the demo running?): %v", addr, err)
+		}
+		ln.Close()
+	}
+	ctx := newBrowser(t)
+	src, err := os.ReadFile("../Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgJSON, warnings, err := adaptCaddyfile(src, "Caddyfile")
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("adapting the demo: %v %v", err, warnings)
+	}
+	// Served through the tests' Caddy: its admin endpoint, and the demo's
+	// relative file paths resolved from the repository root.
+	var cfg map[string]any
+	json.Unmarshal(cfgJSON, &cfg)
+	cfg["admin"] = map[string]any{"listen": "localhost:2999"}
+	cfgJSON, _ = json.Marshal(cfg)
+	wd, _ := os.Getwd()
+	if err := os.Chdir(".."); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chdir(wd) })
+	caddytest.NewTester(t).InitServer(string(cfgJSON), "json")
+
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://localhost:8080/")); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "demo-landing")
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://localhost:8080/app/login")); err != nil {
+		t.Fatal(err)
+	}
+	orders := func(expr string) string { return frameExpr("orders", expr) }
+	if err := waitFor(ctx, orders(`w.document.body.innerText.includes('#1042')`), 20*time.Second); err != nil {
+		t.Fatalf("the Orders tab does not show Sofia's orders: %v", err)
+	}
+	screenshot(t, ctx, "demo-conversation")
+
+	// Another conversation, SPA style: the apps follow without reloading.
+	loadMark := eval[any](t, ctx, orders(`(w.__mark = w.__mark || Math.random())`))
+	eval[any](t, ctx, `(document.querySelector('a[href="/app/accounts/1/conversations/2"]').click(), 1)`)
+	if err := waitFor(ctx, orders(`w.document.body.innerText.includes('#1051')`), 10*time.Second); err != nil {
+		t.Fatalf("the Orders tab does not follow to Liam's conversation: %v", err)
+	}
+	if got := eval[any](t, ctx, orders(`w.__mark`)); got != loadMark {
+		t.Errorf("the Orders app reloaded on navigation")
+	}
+	eval[any](t, ctx, `(document.getElementById('da-tab-crm').click(), 1)`)
+	if err := waitFor(ctx, frameExpr("crm", `w.document.body.innerText.includes("Liam O'Connor")`), 10*time.Second); err != nil {
+		t.Errorf("the CRM tab does not show Liam: %v", err)
+	}
+
+	// Account 2 has the Billing app; account 1 does not.
+	if eval[bool](t, ctx, `!!document.getElementById('da-tab-billing') && !document.getElementById('da-tab-billing').hidden`) {
+		t.Errorf("Billing shows in account 1")
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://localhost:8080/app/accounts/2/conversations/1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, `!!document.getElementById('da-tab-billing')`, 15*time.Second); err != nil {
+		t.Errorf("no Billing tab in account 2: %v", err)
+	}
+	screenshot(t, ctx, "demo-account-2")
+}
