@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -71,6 +72,7 @@ type Handler struct {
 	snippetConfig     string
 	plainSnippet      []byte
 	injectFailOnce    *sync.Once
+	inflight          *atomic.Int64 // requests in the gateway's own code: endpoints and apps
 	metrics           *gatewayMetrics
 	logger            *zap.Logger
 }
@@ -95,6 +97,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.injectFailOnce = new(sync.Once)
+	h.inflight = new(atomic.Int64)
 	if h.Prefix == "" {
 		h.Prefix = defaultPrefix
 	}
@@ -175,6 +178,31 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// Cleanup closes this config's connections to the apps and the helpdesk
+// API once its requests are done. Every config load provisions a handler
+// with transports of its own; Caddy cleans the old config up while its
+// last requests are still running, and their connections would go back to
+// the old transports' idle pools and stay there until they time out: a
+// gateway reloaded every few seconds would pile them up.
+func (h *Handler) Cleanup() error {
+	go func() {
+		for deadline := time.Now().Add(drainTimeout); h.inflight.Load() > 0 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, p := range h.apps {
+			p.closeIdle()
+		}
+		if h.helpdesk != nil {
+			h.helpdesk.client.CloseIdleConnections()
+		}
+	}()
+	return nil
+}
+
+// drainTimeout bounds how long a retired config waits for its requests
+// before closing its idle connections anyway.
+const drainTimeout = 2 * time.Minute
+
 // snippet is what goes into a helpdesk page: the host script's settings
 // and the script itself, with the page's CSP nonce or an integrity hash
 // when its policy needs one.
@@ -218,9 +246,13 @@ func validatePrefix(p string) error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	path := r.URL.EscapedPath()
 	if name, ok := strings.CutPrefix(path, ownPrefix); ok {
+		h.inflight.Add(1)
+		defer h.inflight.Add(-1)
 		return h.serveOwn(w, r, name)
 	}
 	if strings.HasPrefix(path, h.Prefix) {
+		h.inflight.Add(1)
+		defer h.inflight.Add(-1)
 		return h.serveApp(w, r, path[len(h.Prefix):])
 	}
 	if path+"/" == h.Prefix {
@@ -262,6 +294,7 @@ func (h *Handler) serveApp(w http.ResponseWriter, r *http.Request, rest string) 
 // Interface guards.
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

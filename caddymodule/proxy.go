@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
 
@@ -29,6 +30,15 @@ type appProxy struct {
 	state    *sharedState
 	statuses *statusClasses
 	logger   *zap.Logger
+}
+
+// closeIdle closes the idle connections of the app's transport.
+func (p *appProxy) closeIdle() {
+	if rp, ok := p.proxy.(*reverseproxy.Handler); ok {
+		if t, ok := rp.Transport.(*reverseproxy.HTTPTransport); ok && t.Transport != nil {
+			t.Transport.CloseIdleConnections()
+		}
+	}
 }
 
 func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, registry *App, metrics *gatewayMetrics) (*appProxy, error) {

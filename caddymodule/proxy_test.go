@@ -222,14 +222,23 @@ func gatewayConfig() string {
 		app wiki "Wiki" %[4]s/ident/ {
 			public
 		}
+		`+hostileAppsConfig()+`
 	}
 }
 http://localhost:9080 {
 	dashboard_apps {
 		helpdesk_api %[3]s
 		sidebar_selector .conversation-sidebar
+		forward_headers X-Helpdesk-Token
 	}
-	reverse_proxy %[3]s
+	# Caddy keeps the connections of a retired config's last requests until
+	# their keep-alive times out (2 min by default); short here, so that
+	# TestReloadsUnderLoad sees them go.
+	reverse_proxy %[3]s {
+		transport http {
+			keepalive 2s
+		}
+	}
 }
 `, appServer.URL, framedServer.URL, helpdesk.URL, pageApps.URL)
 }

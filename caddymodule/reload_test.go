@@ -1,0 +1,189 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReloadsUnderLoad drives 200 concurrent connections at apps and at the
+// helpdesk's (injected) page while the admin API adds, changes and removes
+// other apps every 100 ms, and requires that no request to an app that
+// exists throughout fails, and that no goroutine is left behind.
+// DASHBOARD_APPS_RELOAD_SECONDS shortens it for local runs (default 30).
+func TestReloadsUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30 s load test; skipped with -short")
+	}
+	seconds := 30
+	if v := os.Getenv("DASHBOARD_APPS_RELOAD_SECONDS"); v != "" {
+		fmt.Sscanf(v, "%d", &seconds)
+	}
+	newGateway(t)
+	runtime.GC()
+	baseline := runtime.NumGoroutine()
+
+	transport := &http.Transport{MaxIdleConnsPerHost: 200, MaxConnsPerHost: 200}
+	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	paths := []string{
+		"/dashboard-apps/orders/echo",
+		"/dashboard-apps/wiki/",
+		"/dashboard-apps/orders/style.css",
+		"/app/frame-test",
+		"/_dashboard_apps/apps?account=1",
+	}
+	stop := make(chan struct{})
+	var ok, failed, retried atomic.Int64
+	var firstErr atomic.Value
+	var errKinds sync.Map
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for n := i; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodGet, gatewayBase+paths[n%len(paths)], nil)
+				req.Header.Set("Cookie", agentCookie)
+				resp, err := client.Do(req)
+				if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+					// A reload replaces Caddy's server, which closes its idle
+					// keep-alive connections; a request already on its way on
+					// one reads EOF. Browsers retry those, and so do we, once.
+					retried.Add(1)
+					resp, err = client.Do(req)
+				}
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s: %v", req.URL.Path, err))
+					errKinds.Store(fmt.Sprintf("%s: %v", req.URL.Path, err), true)
+					continue
+				}
+				ok.Add(1)
+			}
+		}(i)
+	}
+
+	changes := 0
+	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
+	for n := 0; time.Now().Before(deadline); n++ {
+		time.Sleep(100 * time.Millisecond)
+		id := fmt.Sprintf("/config/apps/dashboard_apps/apps/churn-%d", n)
+		app := fmt.Sprintf(`{"name":"Churn %d","url":%q,"position":%d}`, n, appServer.URL+"/", n%7)
+		switch {
+		case n%3 == 0:
+			adminReload(t, http.MethodPut, id, app)
+		case n%3 == 1:
+			adminReload(t, http.MethodPatch, fmt.Sprintf("/config/apps/dashboard_apps/apps/churn-%d", n-1), app)
+		default:
+			adminReload(t, http.MethodDelete, fmt.Sprintf("/config/apps/dashboard_apps/apps/churn-%d", n-2), "")
+		}
+		changes++
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d requests (%d retried after a keep-alive connection closed by a reload), %d config changes in %ds", ok.Load(), retried.Load(), changes, seconds)
+	errKinds.Range(func(k, _ any) bool { t.Log("error:", k); return true })
+	if f := failed.Load(); f > 0 {
+		t.Errorf("%d of %d requests failed during reloads; first: %v", f, f+ok.Load(), firstErr.Load())
+	}
+	if ok.Load() == 0 {
+		t.Fatal("no request succeeded")
+	}
+
+	// Nothing left behind. One more change retires the config that served
+	// the load; the gateway then closes its transports' connections, and
+	// those of Caddy's own reverse_proxy to the helpdesk expire with their
+	// keep-alive (2 s in the test config).
+	transport.CloseIdleConnections()
+	adminReload(t, http.MethodPut, "/config/apps/dashboard_apps/apps/churn-final", fmt.Sprintf(`{"name":"F","url":%q}`, appServer.URL+"/"))
+	adminReload(t, http.MethodDelete, "/config/apps/dashboard_apps/apps/churn-final", "")
+	settled := false
+	var now int
+	for i := 0; i < 100 && !settled; i++ {
+		runtime.GC()
+		now = runtime.NumGoroutine()
+		settled = now <= baseline+10
+		if !settled {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !settled {
+		t.Errorf("goroutines: %d before, %d after\n%s", baseline, now, goroutineSummary())
+	}
+}
+
+// adminReload makes an admin API change; a refused one fails the test.
+func adminReload(t *testing.T, method, path, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://localhost:2999"+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("%s %s: %v", method, path, err)
+		return
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+}
+
+// goroutineSummary counts the live goroutines by the function they are
+// blocked in, most first.
+func goroutineSummary() string {
+	buf := make([]byte, 64<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	counts := map[string]int{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		lines := strings.Split(g, "\n")
+		key := ""
+		for i := 1; i+1 < len(lines) && key == ""; i += 2 {
+			fn := lines[i]
+			if !strings.HasPrefix(fn, "runtime.") && !strings.HasPrefix(fn, "internal/") && !strings.HasPrefix(fn, "sync.") {
+				key, _, _ = strings.Cut(fn, "(0x")
+				key = strings.TrimSuffix(key, "(...)")
+			}
+		}
+		counts[key]++
+	}
+	type kv struct {
+		k string
+		n int
+	}
+	var all []kv
+	for k, n := range counts {
+		all = append(all, kv{k, n})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].n > all[j].n })
+	var b strings.Builder
+	for i, e := range all {
+		if i == 12 {
+			break
+		}
+		fmt.Fprintf(&b, "%6d %s\n", e.n, e.k)
+	}
+	return b.String()
+}
