@@ -30,7 +30,11 @@ var agents = map[string]string{ // token → profile JSON
 	"token-b": `{"id": 8, "name": "Other Agent", "email": "b@example.com", "access_token": "B-SECRET", "accounts": [{"id": 1, "role": "agent"}]}`,
 }
 
-func newFakeHelpdesk(t *testing.T) *fakeHelpdesk {
+func newFakeHelpdesk(t *testing.T) *fakeHelpdesk { return newFakeHelpdeskTB(t) }
+
+func newFakeHelpdeskB(b *testing.B) *fakeHelpdesk { return newFakeHelpdeskTB(b) }
+
+func newFakeHelpdeskTB(t testing.TB) *fakeHelpdesk {
 	t.Helper()
 	profileA, err := os.ReadFile("../testdata/fixtures/chatwoot/profile.json")
 	if err != nil {
@@ -93,7 +97,7 @@ func newFakeHelpdesk(t *testing.T) *fakeHelpdesk {
 
 // newTestHandler is a handler provisioned by hand, without a Caddy config,
 // for testing the endpoints in isolation.
-func newTestHandler(t *testing.T, helpdeskURL string, ttl time.Duration) *Handler {
+func newTestHandler(t testing.TB, helpdeskURL string, ttl time.Duration) *Handler {
 	t.Helper()
 	m, _ := registerMetrics(nil)
 	state, key, err := loadState(minCacheSize)

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -43,8 +44,17 @@ func main() {
 	duration := flag.Duration("duration", 2*time.Second, "load per run")
 	conns := flag.Int("conns", 16, "concurrent connections")
 	only := flag.String("only", "", "run only scenarios whose name contains this")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	log.SetFlags(0)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	page, err := os.ReadFile("testdata/golden/html/admin.in.html")
 	if err != nil {

@@ -1,0 +1,90 @@
+package caddymodule
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+)
+
+// BenchmarkHeadInjection injects the host script into a helpdesk SPA
+// shell and into a 128 KB page (the head ends early; the rest streams).
+func BenchmarkHeadInjection(b *testing.B) {
+	page, err := os.ReadFile("../testdata/golden/html/admin.in.html")
+	if err != nil {
+		b.Fatal(err)
+	}
+	shell := []byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Ndoto</title>` +
+		`<link rel="stylesheet" href="/packs/css/application.css"><script src="/packs/js/application.js" defer></script>` +
+		`</head><body><div id="app"></div></body></html>`)
+	snippet := []byte(`<script type="application/json" id="dashboard-apps-config">{}</script><script src="/_dashboard_apps/host.js?v=0123456789ab" defer></script>`)
+	for _, tc := range []struct {
+		name string
+		doc  []byte
+	}{{"shell", shell}, {"page128k", page}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(tc.doc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				j := &headInjector{dst: io.Discard, snippet: snippet, failed: func(string) {}}
+				for i := 0; i < len(tc.doc); i += 32 << 10 {
+					j.Write(tc.doc[i:min(i+32<<10, len(tc.doc))])
+				}
+				j.Close()
+			}
+		})
+	}
+}
+
+// reusedWriter is a ResponseWriter that keeps its header map, so that a
+// benchmark counts only what the handler allocates.
+type reusedWriter struct{ h http.Header }
+
+func (w *reusedWriter) Header() http.Header         { return w.h }
+func (w *reusedWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *reusedWriter) WriteHeader(int)             {}
+
+// BenchmarkContextCacheHit serves an appContext from the cache: the
+// credential fingerprint, the lookup and the write, nothing else.
+func BenchmarkContextCacheHit(b *testing.B) {
+	hd := newFakeHelpdeskB(b)
+	h := newTestHandler(b, hd.URL, time.Hour)
+	r := httptest.NewRequest("GET", "/_dashboard_apps/context?account=1&conversation=123", nil)
+	r.Header.Set("Cookie", "_chatwoot_session=abc; cw_d_session_info=%7B%22access-token%22%3A%22token-a%22%7D")
+	r.Header.Set("Api_access_token", "token-a")
+	w := &reusedWriter{h: http.Header{}}
+	if err := h.serveContext(w, r); err != nil {
+		b.Fatal(err)
+	}
+	if w.h.Get(cacheHeader) != "miss" {
+		b.Fatalf("warm-up: %v", w.h)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		h.serveContext(w, r)
+	}
+	if w.h.Get(cacheHeader) != "hit" {
+		b.Fatalf("not a cache hit: %v", w.h)
+	}
+}
+
+// TestContextCacheHitAllocatesNothing: a cache hit costs no allocation in
+// the gateway (writing the response is the server's).
+func TestContextCacheHitAllocatesNothing(t *testing.T) {
+	hd := newFakeHelpdesk(t)
+	h := newTestHandler(t, hd.URL, time.Hour)
+	r := httptest.NewRequest("GET", "/_dashboard_apps/context?account=1&conversation=123&app=", nil)
+	r.Header.Set("Api_access_token", "token-a")
+	w := &reusedWriter{h: http.Header{}}
+	h.serveContext(w, r)
+	allocs := testing.AllocsPerRun(100, func() {
+		clear(w.h)
+		h.serveContext(w, r)
+	})
+	if w.h.Get(cacheHeader) != "hit" || allocs != 0 {
+		t.Errorf("cache hit: %q, %.1f allocations", w.h.Get(cacheHeader), allocs)
+	}
+}
