@@ -318,3 +318,30 @@ func TestBrowserAgentOnlyAppsAndIdentity(t *testing.T) {
 		t.Errorf("assertion %q", a)
 	}
 }
+
+// TestBrowserStrictHelpdeskCSP: on a helpdesk page whose CSP allows only
+// nonce'd scripts and no frames, the injected host script still runs (with
+// the page's nonce), its stylesheet loads, its API calls and app frames
+// are let through, and the browser reports no violation.
+func TestBrowserStrictHelpdeskCSP(t *testing.T) {
+	newGateway(t)
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(gatewayBase+"/app/login?as=agent-7"),
+		chromedp.Navigate(gatewayBase+"/app/accounts/1/conversations/123?strict"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, frameExpr("seed", `w.received && w.received.length > 0`), 15*time.Second); err != nil {
+		t.Fatalf("no app got its context under a strict CSP: %v", err)
+	}
+	if v := eval[[]string](t, ctx, `window.violations`); len(v) > 0 {
+		t.Errorf("CSP violations: %v", v)
+	}
+	if n := eval[string](t, ctx, `document.querySelector('script[src^="/_dashboard_apps/host.js"]').nonce`); n != strictNonce {
+		t.Errorf("host script nonce %q", n)
+	}
+	if bg := eval[string](t, ctx, `getComputedStyle(document.querySelector('#dashboard-apps [role=tablist]')).display`); bg == "" || bg == "inline" {
+		t.Errorf("host stylesheet not applied (tablist display %q)", bg)
+	}
+}

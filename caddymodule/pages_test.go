@@ -13,10 +13,11 @@ import (
 const conversationPage = `<!doctype html>
 <html><head><meta charset="utf-8"><title>Ndoto</title>
 <style>body{margin:0;font:14px system-ui;display:grid;grid-template-columns:1fr 420px;height:100vh}
-main{padding:24px}.conversation-sidebar{border-left:1px solid #ddd;display:flex;flex-direction:column;min-height:0}</style>
+main{padding:24px}.conversation-sidebar{border-left:1px solid #ddd;display:flex;flex-direction:column;min-height:0}
+.conversation-sidebar h2{margin:12px;font-size:14px}</style>
 </head><body>
 <main><h1>Conversation</h1><p>Jane Doe: where is my order?</p></main>
-<aside class="conversation-sidebar"><h2 style="margin:12px;font-size:14px">Contact</h2></aside>
+<aside class="conversation-sidebar"><h2>Contact</h2></aside>
 </body></html>`
 
 // conversationApps serves the apps of the conversation page tests.

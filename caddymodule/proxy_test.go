@@ -117,6 +117,8 @@ const gatewayBase = "http://localhost:9080"
 
 // Test agents of the test helpdesk: agent 7 is an agent in account 1 and
 // an administrator in account 2; agent 9 is an agent in account 3 only.
+const strictNonce = "r4nd0mN0nce"
+
 const (
 	agentCookie      = "hd_session=agent-7"
 	otherAgentCookie = "hd_session=agent-9"
@@ -162,7 +164,14 @@ func testHelpdesk() http.Handler {
 	})
 	mux.HandleFunc("/app/accounts/{account}/conversations/{id}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		io.WriteString(w, conversationPage)
+		page := conversationPage
+		if r.URL.Query().Has("strict") {
+			// A helpdesk with a strict, nonce-based policy.
+			w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'nonce-"+strictNonce+"' 'strict-dynamic'; style-src 'self' 'nonce-"+strictNonce+"'; frame-src 'none'; object-src 'none'; base-uri 'none'")
+			page = strings.Replace(page, "<style>", `<style nonce="`+strictNonce+`">`, 1)
+			page = strings.Replace(page, "</body>", `<script nonce="`+strictNonce+`">window.violations = []; document.addEventListener('securitypolicyviolation', e => window.violations.push(e.violatedDirective + ' ' + e.blockedURI));</script></body>`, 1)
+		}
+		io.WriteString(w, page)
 	})
 	mux.HandleFunc("/app/frame-test", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
