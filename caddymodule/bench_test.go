@@ -88,3 +88,22 @@ func TestContextCacheHitAllocatesNothing(t *testing.T) {
 		t.Errorf("cache hit: %q, %.1f allocations", w.h.Get(cacheHeader), allocs)
 	}
 }
+
+// BenchmarkAuthorizeCacheHit is what agent-only access adds to a proxied
+// request once the agent's profile is cached: the credential fingerprint,
+// a cache lookup, decoding the cached profile, the account and role check.
+func BenchmarkAuthorizeCacheHit(b *testing.B) {
+	hd := newFakeHelpdeskB(b)
+	h := newTestHandler(b, hd.URL, time.Hour)
+	app := &AppConfig{Name: "Orders", Accounts: []int{1}, Roles: []string{RoleAgent}}
+	r := httptest.NewRequest("GET", "/dashboard-apps/orders/", nil)
+	r.Header.Set("Cookie", "_chatwoot_session=abc; cw_d_session_info=%7B%22access-token%22%3A%22token-a%22%7D")
+	w := &reusedWriter{h: http.Header{}}
+	if _, _, ok := h.authorize(w, r, app); !ok {
+		b.Fatal("warm-up: not authorized")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.authorize(w, r, app)
+	}
+}

@@ -20,6 +20,7 @@ type sharedState struct {
 	cache  *freecache.Cache
 	gens   generations
 	flight singleflight.Group
+	agents agentCache
 }
 
 // Destruct implements caddy.Destructor; freecache holds no resources
@@ -169,3 +170,48 @@ func (s *sharedState) lookup(key, buf []byte, ttl time.Duration) (c cached, ok b
 
 // entryBufs are reused to read cache entries without allocating.
 var entryBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }} // freecache reads into buf only when len(buf) fits the value
+
+// agentCache keeps verified agents' profiles, decoded, per credentials: a
+// proxied request checks its agent with a map lookup instead of decoding
+// JSON. It is bounded: past maxAgents entries, expired ones are dropped,
+// and if that is not enough, all of them (they are refetched on demand).
+type agentCache struct {
+	mu sync.RWMutex
+	m  map[credentialKey]agentEntry
+}
+
+type agentEntry struct {
+	p       *profile
+	fetched time.Time
+}
+
+const maxAgents = 20000
+
+func (c *agentCache) get(key credentialKey, ttl time.Duration) (*profile, bool) {
+	c.mu.RLock()
+	e, ok := c.m[key]
+	c.mu.RUnlock()
+	if !ok || time.Since(e.fetched) >= ttl {
+		return nil, false
+	}
+	return e.p, true
+}
+
+func (c *agentCache) put(key credentialKey, p *profile, ttl time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[credentialKey]agentEntry)
+	}
+	if len(c.m) >= maxAgents {
+		for k, e := range c.m {
+			if time.Since(e.fetched) >= ttl {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxAgents {
+			clear(c.m)
+		}
+	}
+	c.m[key] = agentEntry{p: p, fetched: time.Now()}
+}

@@ -281,15 +281,10 @@ func (h *Handler) fetchContext(r *http.Request, cred credentialKey, key []byte, 
 
 // agent returns the signed-in agent's profile, cached per credentials.
 func (h *Handler) agent(r *http.Request, cred credentialKey) (*profile, error) {
-	key := profileKey(cred)
-	bp := entryBufs.Get().(*[]byte)
-	defer entryBufs.Put(bp)
-	if e, ok := h.state.lookup(key[:], *bp, h.ttl); ok && e.fresh {
-		var p profile
-		if json.Unmarshal(e.payload, &p) == nil {
-			return &p, nil
-		}
+	if p, ok := h.state.agents.get(cred, h.ttl); ok {
+		return p, nil
 	}
+	key := profileKey(cred)
 	v, err, _ := h.state.flight.Do(string(key[:]), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), helpdeskTimeout)
 		defer cancel()
@@ -297,8 +292,7 @@ func (h *Handler) agent(r *http.Request, cred credentialKey) (*profile, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, _ := json.Marshal(p)
-		h.state.store(key[:], b, h.ttl, nil)
+		h.state.agents.put(cred, p, h.ttl)
 		return p, nil
 	})
 	if err != nil {
