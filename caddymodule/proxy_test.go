@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -79,6 +80,21 @@ func hostileApp() http.Handler {
 		case <-time.After(3 * time.Second):
 		case <-r.Context().Done():
 		}
+	})
+	// A WebSocket-style upgrade: 101, then whatever comes is echoed back.
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Frame-Options: DENY\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw)
 	})
 	mux.HandleFunc("/asset.bin", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
@@ -592,5 +608,33 @@ func TestProxyHeadShowsTheHeadersOfGet(t *testing.T) {
 	resp.Body.Close()
 	if resp.ContentLength > 0 || resp.Header.Get("Content-Length") != "" {
 		t.Errorf("HEAD of a rewritten page claims the upstream length: %q", resp.Header.Get("Content-Length"))
+	}
+}
+
+func TestProxyPassesWebSockets(t *testing.T) {
+	newGateway(t)
+	conn, err := net.DialTimeout("tcp", "localhost:9080", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET /dashboard-apps/orders/ws HTTP/1.1\r\nHost: localhost:9080\r\nCookie: %s\r\n"+
+		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", agentCookie)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if resp.Header.Get("X-Frame-Options") != "" {
+		t.Errorf("the upgrade response kept X-Frame-Options")
+	}
+	io.WriteString(conn, "ping over the tunnel")
+	buf := make([]byte, len("ping over the tunnel"))
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping over the tunnel" {
+		t.Errorf("echo through the upgraded connection: %q %v", buf, err)
 	}
 }
