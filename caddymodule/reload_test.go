@@ -87,6 +87,12 @@ func TestReloadsUnderLoad(t *testing.T) {
 
 	changes := 0
 	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
+	created := map[int]bool{}
+	defer func() { // the churn apps the loop did not get to delete
+		for n := range created {
+			adminReload(t, http.MethodDelete, fmt.Sprintf("/config/apps/dashboard_apps/apps/churn-%d", n), "")
+		}
+	}()
 	for n := 0; time.Now().Before(deadline); n++ {
 		time.Sleep(100 * time.Millisecond)
 		id := fmt.Sprintf("/config/apps/dashboard_apps/apps/churn-%d", n)
@@ -94,10 +100,12 @@ func TestReloadsUnderLoad(t *testing.T) {
 		switch {
 		case n%3 == 0:
 			adminReload(t, http.MethodPut, id, app)
+			created[n] = true
 		case n%3 == 1:
 			adminReload(t, http.MethodPatch, fmt.Sprintf("/config/apps/dashboard_apps/apps/churn-%d", n-1), app)
 		default:
 			adminReload(t, http.MethodDelete, fmt.Sprintf("/config/apps/dashboard_apps/apps/churn-%d", n-2), "")
+			delete(created, n-2)
 		}
 		changes++
 	}
