@@ -88,11 +88,6 @@ func TestReloadsUnderLoad(t *testing.T) {
 	changes := 0
 	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
 	created := map[int]bool{}
-	defer func() { // the churn apps the loop did not get to delete
-		for n := range created {
-			adminReload(t, http.MethodDelete, fmt.Sprintf("/config/apps/dashboard_apps/apps/churn-%d", n), "")
-		}
-	}()
 	for n := 0; time.Now().Before(deadline); n++ {
 		time.Sleep(100 * time.Millisecond)
 		id := fmt.Sprintf("/config/apps/dashboard_apps/apps/churn-%d", n)
@@ -111,6 +106,9 @@ func TestReloadsUnderLoad(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+	for n := range created { // the churn apps the loop did not get to delete
+		adminReload(t, http.MethodDelete, fmt.Sprintf("/config/apps/dashboard_apps/apps/churn-%d", n), "")
+	}
 	t.Logf("%d requests (%d retried after a keep-alive connection closed by a reload), %d config changes in %ds", ok.Load(), retried.Load(), changes, seconds)
 	errKinds.Range(func(k, _ any) bool { t.Log("error:", k); return true })
 	if f := failed.Load(); f > 0 {
