@@ -31,6 +31,9 @@ type HTMLRewriter struct {
 	held    heldInput
 }
 
+// maxHeldTag bounds how much of one unfinished tag is held back.
+const maxHeldTag = 1 << 20
+
 type htmlState uint8
 
 const (
@@ -63,6 +66,14 @@ func (r *HTMLRewriter) Write(p []byte) (int, error) {
 		in, used := r.held.next(rest)
 		r.held.keep(in, r.process(in, false))
 		rest = rest[used:]
+		if r.state == inTag && len(r.held.buf) > maxHeldTag {
+			// A tag longer than any real page has: let it through as the
+			// app sent it rather than hold it all. What follows is read as
+			// text; a URL in the rest of that tag stays as it was.
+			r.out.emit(r.held.buf)
+			r.held.buf = r.held.buf[:0]
+			r.state = inData
+		}
 	}
 	r.out.flush()
 	if r.out.err != nil {
