@@ -157,7 +157,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if !app.Public && h.helpdesk == nil {
 			return fmt.Errorf("dashboard_apps: app %q is for signed-in agents, which this site cannot check without helpdesk_api; set helpdesk_api, or make the app public", app.id)
 		}
-		p, err := newAppProxy(ctx, app, h.Prefix, h.registry, metrics)
+		p, err := newAppProxy(ctx, app, h.Prefix, h.credentialHeaders, h.registry, metrics)
 		if err != nil {
 			return fmt.Errorf("dashboard_apps: app %q: %v", app.id, err)
 		}

@@ -187,12 +187,12 @@ func (w *injectResponse) transform(hd http.Header) bodyTransform {
 		hd.Del(name)
 	}
 	markETag(hd, w.h.assets.version)
-	var t bodyTransform = &headInjector{dst: w.ResponseWriter, snippet: snippet, failed: func(reason string) { w.h.injectFailed(reason, w.r) }}
 	if decode != nil {
 		hd.Del("Content-Encoding")
-		t = newDecodingTransform(decode, t)
 	}
-	return t
+	return newBodyTransform(w.ResponseWriter, decode, func(dst io.Writer) bodyTransform {
+		return &headInjector{dst: dst, snippet: snippet, failed: func(reason string) { w.h.injectFailed(reason, w.r) }}
+	})
 }
 
 func (w *injectResponse) Write(p []byte) (int, error) {
@@ -215,14 +215,7 @@ func (w *injectResponse) ReadFrom(r io.Reader) (int64, error) {
 	return w.ResponseWriterWrapper.ReadFrom(r)
 }
 
-func (w *injectResponse) FlushError() error {
-	if w.body != nil {
-		if err := w.body.Flush(); err != nil {
-			return err
-		}
-	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
-}
+func (w *injectResponse) FlushError() error { return flushBody(w.body, w.ResponseWriter) }
 
 func (w *injectResponse) Flush() { _ = w.FlushError() }
 
@@ -243,11 +236,14 @@ func (h *Handler) serveInjected(w http.ResponseWriter, r *http.Request, next cad
 		r.Header.Set("If-None-Match", unmarkETags(inm, h.assets.version))
 	}
 	iw := &injectResponse{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, r: r}
-	err := next.ServeHTTP(iw, r)
-	if cerr := iw.close(); cerr != nil && err == nil {
-		h.injectFailed("writing the page: "+cerr.Error(), r)
-	}
-	return err
+	// Closed in a defer: Caddy ends a broken response by panicking with
+	// http.ErrAbortHandler, and a decoding goroutine must not be left.
+	defer func() {
+		if cerr := iw.close(); cerr != nil {
+			h.injectFailed("writing the page: "+cerr.Error(), r)
+		}
+	}()
+	return next.ServeHTTP(iw, r)
 }
 
 // injectFailed logs an injection failure once per handler, so that a

@@ -23,13 +23,14 @@ import (
 // appProxy serves one app: request hygiene, then Caddy's own reverse proxy,
 // with the response rewritten on its way back (see appResponse).
 type appProxy struct {
-	app      *AppConfig
-	mapper   *rewrite.Mapper
-	proxy    caddyhttp.MiddlewareHandler
-	signer   jose.Signer // the app's assertions and context tokens
-	state    *sharedState
-	statuses *statusClasses
-	logger   *zap.Logger
+	app               *AppConfig
+	credentialHeaders []string // the handler's: sent to the helpdesk, never to apps
+	mapper            *rewrite.Mapper
+	proxy             caddyhttp.MiddlewareHandler
+	signer            jose.Signer // the app's assertions and context tokens
+	state             *sharedState
+	statuses          *statusClasses
+	logger            *zap.Logger
 }
 
 // closeIdle closes the idle connections of the app's transport.
@@ -41,7 +42,7 @@ func (p *appProxy) closeIdle() {
 	}
 }
 
-func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, registry *App, metrics *gatewayMetrics) (*appProxy, error) {
+func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, credentialHeaders []string, registry *App, metrics *gatewayMetrics) (*appProxy, error) {
 	cfg, err := reverseProxyConfig(app, prefix)
 	if err != nil {
 		return nil, err
@@ -57,13 +58,14 @@ func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, registry *App
 		return nil, fmt.Errorf("loading its reverse proxy: %v", err)
 	}
 	return &appProxy{
-		app:      app,
-		mapper:   rewrite.NewMapper(app.upstream, prefix+app.id+"/"),
-		proxy:    mod.(caddyhttp.MiddlewareHandler),
-		signer:   signer,
-		state:    registry.state,
-		statuses: metrics.classesFor(app.id),
-		logger:   ctx.Logger().With(zap.String("app", app.id)),
+		app:               app,
+		credentialHeaders: credentialHeaders,
+		mapper:            rewrite.NewMapper(app.upstream, prefix+app.id+"/"),
+		proxy:             mod.(caddyhttp.MiddlewareHandler),
+		signer:            signer,
+		state:             registry.state,
+		statuses:          metrics.classesFor(app.id),
+		logger:            ctx.Logger().With(zap.String("app", app.id)),
 	}, nil
 }
 
@@ -130,14 +132,22 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, sub string, age
 
 	doc := &url.URL{Scheme: p.app.upstream.Scheme, Host: p.app.upstream.Host, Path: decoded, RawPath: upPath}
 	rw := newAppResponse(w, p, doc, r)
-	err = p.proxy.ServeHTTP(rw, up, noNext)
-	if cerr := rw.close(); cerr != nil && err == nil {
-		p.logger.Warn("rewriting the app's response", zap.Error(cerr))
+	if err := p.proxyThrough(rw, up); err != nil {
+		return p.proxyError(w, rw, r, err)
 	}
-	if err == nil {
-		return nil
-	}
-	return p.proxyError(w, rw, r, err)
+	return nil
+}
+
+// proxyThrough runs Caddy's reverse proxy and closes the body transform,
+// in a defer: Caddy ends a broken response by panicking with
+// http.ErrAbortHandler, and a decoding goroutine must not be left behind.
+func (p *appProxy) proxyThrough(rw *appResponse, up *http.Request) (err error) {
+	defer func() {
+		if cerr := rw.close(); cerr != nil && err == nil {
+			p.logger.Warn("rewriting the app's response", zap.Error(cerr))
+		}
+	}()
+	return p.proxy.ServeHTTP(rw, up, noNext)
 }
 
 // proxyError turns a proxy failure into the app's error page, inside its
@@ -161,6 +171,25 @@ func (p *appProxy) proxyError(w http.ResponseWriter, rw *appResponse, r *http.Re
 		title, text = "App timed out", fmt.Sprintf("%s took too long to answer. Try again in a moment; if it persists, tell your administrator.", p.app.Name)
 	}
 	return writePage(w, status, title, text)
+}
+
+// withoutQueryParam removes every name parameter from a raw query, in
+// whatever spelling it is escaped ("api%5Faccess%5Ftoken" is the same
+// parameter to Rails and to Go), and leaves every other byte as it was.
+func withoutQueryParam(raw, name string) string {
+	if raw == "" || !strings.Contains(raw, name) && !strings.Contains(raw, "%") {
+		return raw // the common case: nothing that could spell it
+	}
+	parts := strings.Split(raw, "&")
+	kept := parts[:0]
+	for _, part := range parts {
+		key, _, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(key); err == nil && k == name {
+			continue
+		}
+		kept = append(kept, part)
+	}
+	return strings.Join(kept, "&")
 }
 
 // addIdentity sends the app the verified agent, and an assertion of it
@@ -205,20 +234,19 @@ func assertionKey(cred credentialKey, app string) []byte {
 // app set itself. orig is the browser's request, up the copy sent upstream.
 func (p *appProxy) cleanRequest(up, orig *http.Request) {
 	h := up.Header
-	// The agent's helpdesk credentials are for the helpdesk alone.
-	h.Del("Authorization")
+	// The agent's helpdesk credentials are for the helpdesk alone: the
+	// headers the gateway sends the helpdesk API (Authorization,
+	// api_access_token, the forward_headers) and its own X-Dashboard-*.
 	h.Del("Proxy-Authorization")
-	h.Del("Api_access_token")
+	for _, name := range p.credentialHeaders {
+		h.Del(name)
+	}
 	for name := range h {
 		if strings.HasPrefix(name, "X-Dashboard-") || strings.HasPrefix(name, "Access-Token") {
 			h.Del(name)
 		}
 	}
-	if q := up.URL.RawQuery; strings.Contains(q, "api_access_token") {
-		v := up.URL.Query()
-		v.Del("api_access_token")
-		up.URL.RawQuery = v.Encode()
-	}
+	up.URL.RawQuery = withoutQueryParam(up.URL.RawQuery, "api_access_token")
 	// Only the app's own cookies, under the names it gave them.
 	if c := rewrite.AppCookies(h.Values("Cookie"), p.app.id); c != "" {
 		h.Set("Cookie", c)

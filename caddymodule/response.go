@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/klauspost/compress/zstd"
@@ -105,10 +106,7 @@ func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
 	if w.head {
 		return nil // the same headers as GET would get, and no body
 	}
-	if decode == nil {
-		return newRewriter(w.ResponseWriter)
-	}
-	return newDecodingTransform(decode, newRewriter(w.ResponseWriter))
+	return newBodyTransform(w.ResponseWriter, decode, newRewriter)
 }
 
 func (w *appResponse) Write(p []byte) (int, error) {
@@ -140,12 +138,7 @@ func (w *appResponse) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.body != nil {
-		if err := w.body.Flush(); err != nil {
-			return err
-		}
-	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
+	return flushBody(w.body, w.ResponseWriter)
 }
 
 // Flush is FlushError for callers that look for http.Flusher.
@@ -191,22 +184,47 @@ func inflate(r io.Reader) (io.Reader, error) {
 	return flate.NewReader(br), nil
 }
 
+// newBodyTransform builds the transform of a body for dst, decoding it
+// first when decode is set.
+func newBodyTransform(dst http.ResponseWriter, decode func(io.Reader) (io.Reader, error), build func(io.Writer) bodyTransform) bodyTransform {
+	if decode == nil {
+		return build(dst)
+	}
+	return newDecodingTransform(decode, build, dst)
+}
+
 // decodingTransform decodes a compressed body into a rewriter. Decoders
 // read, so the decoding runs in a goroutine fed through a pipe; Close waits
-// for it, so none outlives the response.
+// for it, so none outlives the response. The goroutine's writes to the
+// connection and the handler's flushes go through one mutex: net/http's
+// ResponseWriter is not safe for both at once.
 type decodingTransform struct {
 	pw   *io.PipeWriter
 	done chan error
 	next bodyTransform
+	dst  *lockedWriter
 }
 
-func newDecodingTransform(decode func(io.Reader) (io.Reader, error), next bodyTransform) *decodingTransform {
+// lockedWriter serialises writes and flushes of a ResponseWriter.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  http.ResponseWriter
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func newDecodingTransform(decode func(io.Reader) (io.Reader, error), build func(io.Writer) bodyTransform, dst http.ResponseWriter) *decodingTransform {
 	pr, pw := io.Pipe()
-	t := &decodingTransform{pw: pw, done: make(chan error, 1), next: next}
+	lw := &lockedWriter{w: dst}
+	t := &decodingTransform{pw: pw, done: make(chan error, 1), next: build(lw), dst: lw}
 	go func() {
 		r, err := decode(pr)
 		if err == nil {
-			_, err = io.Copy(next, r)
+			_, err = io.Copy(t.next, r)
 			if c, ok := r.(io.Closer); ok {
 				c.Close()
 			}
@@ -219,8 +237,13 @@ func newDecodingTransform(decode func(io.Reader) (io.Reader, error), next bodyTr
 
 func (t *decodingTransform) Write(p []byte) (int, error) { return t.pw.Write(p) }
 
-// Flush does nothing: the decoder goroutine owns the rewriter until Close.
-func (t *decodingTransform) Flush() error { return nil }
+// Flush flushes what the goroutine has written so far; what the rewriter
+// holds is the goroutine's until Close.
+func (t *decodingTransform) Flush() error {
+	t.dst.mu.Lock()
+	defer t.dst.mu.Unlock()
+	return http.NewResponseController(t.dst.w).Flush()
+}
 
 func (t *decodingTransform) Close() error {
 	t.pw.Close()
@@ -229,4 +252,18 @@ func (t *decodingTransform) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// flushBody writes out what a body transform holds and flushes the
+// connection (a decoding transform does both under its own lock).
+func flushBody(body bodyTransform, w http.ResponseWriter) error {
+	if body != nil {
+		if err := body.Flush(); err != nil {
+			return err
+		}
+		if _, ok := body.(*decodingTransform); ok {
+			return nil
+		}
+	}
+	return http.NewResponseController(w).Flush()
 }
