@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -299,7 +301,7 @@ func get(t *testing.T, tester *caddytest.Tester, path string, header ...string) 
 			req.Header.Add(header[i], header[i+1])
 		}
 	}
-	resp, err := tester.Client.Do(req)
+	resp, err := doAsBrowser(tester.Client, req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -637,4 +639,16 @@ func TestProxyPassesWebSockets(t *testing.T) {
 	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping over the tunnel" {
 		t.Errorf("echo through the upgraded connection: %q %v", buf, err)
 	}
+}
+
+// doAsBrowser sends req, and sends an idempotent request once more when
+// its connection was closed under it (EOF, reset), as browsers do: a
+// config reload replaces Caddy's servers, and the old one closes the
+// connections it holds, possibly one a request was just sent on.
+func doAsBrowser(c *http.Client, req *http.Request) (*http.Response, error) {
+	resp, err := c.Do(req)
+	if err != nil && req.Body == nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		return c.Do(req)
+	}
+	return resp, err
 }
