@@ -105,7 +105,8 @@ func headerOf(body, name string) string {
 
 func fetchJWKS(t *testing.T, tester interface{}) jose.JSONWebKeySet {
 	t.Helper()
-	resp, err := http.Get(gatewayBase + "/_dashboard_apps/jwks.json")
+	req, _ := http.NewRequest(http.MethodGet, gatewayBase+"/_dashboard_apps/jwks.json", nil)
+	resp, err := doAsBrowser(http.DefaultClient, req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,29 +136,22 @@ func (j *headInjector) Close() error {
 // injectResponse wraps the helpdesk's response to a page request and
 // inserts the host script in HTML pages.
 type injectResponse struct {
-	caddyhttp.ResponseWriterWrapper
-	h           *Handler
-	r           *http.Request
-	wroteHeader bool
-	body        bodyTransform
+	transformingWriter
+	h *Handler
+	r *http.Request
 }
 
-func (w *injectResponse) WriteHeader(status int) {
-	if w.wroteHeader || status < 200 {
-		w.ResponseWriter.WriteHeader(status)
-		return
-	}
-	w.wroteHeader = true
+func (w *injectResponse) onHeader(status int) bodyTransform {
 	hd := w.Header()
 	switch status {
 	case http.StatusOK:
-		w.body = w.transform(hd)
+		return w.transform(hd)
 	case http.StatusNotModified:
 		if w.isHTMLish(hd) || hd.Get("Content-Type") == "" {
 			markETag(hd, w.h.assets.version)
 		}
 	}
-	w.ResponseWriter.WriteHeader(status)
+	return nil
 }
 
 func (w *injectResponse) isHTMLish(hd http.Header) bool {
@@ -195,37 +188,6 @@ func (w *injectResponse) transform(hd http.Header) bodyTransform {
 	})
 }
 
-func (w *injectResponse) Write(p []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.body != nil {
-		return w.body.Write(p)
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *injectResponse) ReadFrom(r io.Reader) (int64, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.body != nil {
-		return io.Copy(w.body, r)
-	}
-	return w.ResponseWriterWrapper.ReadFrom(r)
-}
-
-func (w *injectResponse) FlushError() error { return flushBody(w.body, w.ResponseWriter) }
-
-func (w *injectResponse) Flush() { _ = w.FlushError() }
-
-func (w *injectResponse) close() error {
-	if w.body == nil {
-		return nil
-	}
-	return w.body.Close()
-}
-
 // serveInjected passes a page request to the helpdesk and injects the host
 // script into its HTML answer.
 func (h *Handler) serveInjected(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
@@ -235,7 +197,8 @@ func (h *Handler) serveInjected(w http.ResponseWriter, r *http.Request, next cad
 	if inm := r.Header.Get("If-None-Match"); inm != "" {
 		r.Header.Set("If-None-Match", unmarkETags(inm, h.assets.version))
 	}
-	iw := &injectResponse{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, r: r}
+	iw := &injectResponse{h: h, r: r}
+	iw.transformingWriter = transformingWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, onHeader: iw.onHeader}
 	// Closed in a defer: Caddy ends a broken response by panicking with
 	// http.ErrAbortHandler, and a decoding goroutine must not be left.
 	defer func() {

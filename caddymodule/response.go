@@ -26,44 +26,102 @@ type bodyTransform interface {
 	Close() error
 }
 
-// appResponse applies the proxy rules to an app's response as Caddy's
-// reverse proxy writes it: header rules when the header is written, and a
-// body transform chosen then from the status, type and encoding. Bodies
-// that need nothing pass straight through, unbuffered.
-type appResponse struct {
+// transformingWriter is a ResponseWriterWrapper whose body goes through
+// a transform its owner picks, in onHeader, when the header is written;
+// with none, the body passes straight through, unbuffered.
+type transformingWriter struct {
 	caddyhttp.ResponseWriterWrapper
-	p           *appProxy
-	doc         *url.URL
-	head        bool
 	wroteHeader bool
 	body        bodyTransform
+	// onHeader adjusts the header for status and returns the body's
+	// transform (used only for a final status: 2xx to 5xx, or 101).
+	onHeader func(status int) bodyTransform
 }
 
-func newAppResponse(w http.ResponseWriter, p *appProxy, doc *url.URL, r *http.Request) *appResponse {
-	return &appResponse{
-		ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-		p:                     p,
-		doc:                   doc,
-		head:                  r.Method == http.MethodHead,
-	}
-}
-
-func (w *appResponse) WriteHeader(status int) {
+func (w *transformingWriter) WriteHeader(status int) {
 	if w.wroteHeader {
 		return
 	}
-	h := w.Header()
+	body := w.onHeader(status)
 	if status >= 200 || status == http.StatusSwitchingProtocols {
-		w.wroteHeader = true
-		w.p.statuses.count(status)
-	}
-	// Informational responses (103 Early Hints' Link) get the same rules;
-	// Caddy restores its header map after each of them.
-	rewrite.RewriteResponseHeaders(h, w.p.mapper, w.doc, w.p.app.id)
-	if w.wroteHeader && status != http.StatusSwitchingProtocols {
-		w.body = w.transformFor(status, h)
+		w.wroteHeader, w.body = true, body
 	}
 	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *transformingWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.body != nil {
+		return w.body.Write(p)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// ReadFrom keeps io.Copy from going around Write, and keeps the fast path
+// for bodies that pass through.
+func (w *transformingWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.body != nil {
+		return io.Copy(w.body, r)
+	}
+	return w.ResponseWriterWrapper.ReadFrom(r)
+}
+
+// FlushError writes out what the body transform holds, then flushes the
+// connection; http.ResponseController, which the reverse proxy flushes
+// through, calls it.
+func (w *transformingWriter) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return flushBody(w.body, w.ResponseWriter)
+}
+
+// Flush is FlushError for callers that look for http.Flusher.
+func (w *transformingWriter) Flush() { _ = w.FlushError() }
+
+// close ends the body transform, writing out what it still holds.
+func (w *transformingWriter) close() error {
+	if w.body == nil {
+		return nil
+	}
+	return w.body.Close()
+}
+
+// appResponse applies the proxy rules to an app's response as Caddy's
+// reverse proxy writes it: header rules when the header is written, and a
+// body transform chosen then from the status, type and encoding.
+type appResponse struct {
+	transformingWriter
+	p    *appProxy
+	doc  *url.URL
+	head bool
+}
+
+func newAppResponse(w http.ResponseWriter, p *appProxy, doc *url.URL, r *http.Request) *appResponse {
+	ar := &appResponse{p: p, doc: doc, head: r.Method == http.MethodHead}
+	ar.transformingWriter = transformingWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, onHeader: ar.onHeader}
+	return ar
+}
+
+// onHeader applies the header rules; informational responses (103 Early
+// Hints' Link) get them too, since Caddy restores its header map after
+// each of them.
+func (w *appResponse) onHeader(status int) bodyTransform {
+	h := w.Header()
+	rewrite.RewriteResponseHeaders(h, w.p.mapper, w.doc, w.p.app.id)
+	if status < 200 && status != http.StatusSwitchingProtocols {
+		return nil
+	}
+	w.p.statuses.count(status)
+	if status == http.StatusSwitchingProtocols {
+		return nil
+	}
+	return w.transformFor(status, h)
 }
 
 // transformFor picks the body transform for a response, adjusting its
@@ -107,49 +165,6 @@ func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
 		return nil // the same headers as GET would get, and no body
 	}
 	return newBodyTransform(w.ResponseWriter, decode, newRewriter)
-}
-
-func (w *appResponse) Write(p []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.body != nil {
-		return w.body.Write(p)
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-// ReadFrom keeps io.Copy from going around Write, and keeps the fast path
-// for bodies that pass through.
-func (w *appResponse) ReadFrom(r io.Reader) (int64, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.body != nil {
-		return io.Copy(w.body, r)
-	}
-	return w.ResponseWriterWrapper.ReadFrom(r)
-}
-
-// FlushError writes out what the body transform holds, then flushes the
-// connection; http.ResponseController, which the reverse proxy flushes
-// through, calls it.
-func (w *appResponse) FlushError() error {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	return flushBody(w.body, w.ResponseWriter)
-}
-
-// Flush is FlushError for callers that look for http.Flusher.
-func (w *appResponse) Flush() { _ = w.FlushError() }
-
-// close ends the body transform, writing out what it still holds.
-func (w *appResponse) close() error {
-	if w.body == nil {
-		return nil
-	}
-	return w.body.Close()
 }
 
 // decoderFor returns the decoder of a content coding, or nil for one the
