@@ -62,16 +62,8 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) error {
 
 // queryID reads a positive integer query parameter without allocating.
 func queryID(rawQuery, name string) (int64, bool) {
-	for rawQuery != "" {
-		var kv string
-		kv, rawQuery, _ = strings.Cut(rawQuery, "&")
-		k, v, _ := strings.Cut(kv, "=")
-		if k == name {
-			n, err := strconv.ParseInt(v, 10, 64)
-			return n, err == nil && n > 0
-		}
-	}
-	return 0, false
+	n, err := strconv.ParseInt(queryValue(rawQuery, name), 10, 64)
+	return n, err == nil && n > 0
 }
 
 // Cache key layouts: a kind byte, the credential fingerprint, then ids.

@@ -165,24 +165,15 @@ func (w *injectResponse) transform(hd http.Header) bodyTransform {
 	if !w.isHTMLish(hd) || w.r.Method != http.MethodGet {
 		return nil
 	}
-	var decode func(io.Reader) (io.Reader, error)
-	switch enc := strings.ToLower(strings.TrimSpace(hd.Get("Content-Encoding"))); enc {
-	case "", "identity":
-	default:
-		if decode = decoderFor(enc); decode == nil {
-			w.h.injectFailed("the page is in an encoding the gateway cannot decode: "+enc, w.r)
-			return nil
-		}
+	decode, coding, ok := bodyDecoder(hd)
+	if !ok {
+		w.h.injectFailed("the page is in an encoding the gateway cannot decode: "+coding, w.r)
+		return nil
 	}
 	nonce, integrity := adaptPageCSP(hd, requestOrigin(w.r), w.h.Prefix, w.h.assets.jsIntegrity)
 	snippet := w.h.snippet(nonce, integrity)
-	for _, name := range []string{"Content-Length", "Accept-Ranges", "Content-Md5", "Digest", "Content-Digest", "Repr-Digest"} {
-		hd.Del(name)
-	}
+	dropUpstreamBodyHeaders(hd, decode != nil)
 	markETag(hd, w.h.assets.version)
-	if decode != nil {
-		hd.Del("Content-Encoding")
-	}
 	return newBodyTransform(w.ResponseWriter, decode, func(dst io.Writer) bodyTransform {
 		return &headInjector{dst: dst, snippet: snippet, failed: func(reason string) { w.h.injectFailed(reason, w.r) }}
 	})

@@ -140,31 +140,45 @@ func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
 	default:
 		return nil
 	}
-	var decode func(io.Reader) (io.Reader, error)
-	switch encoding := strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding"))); encoding {
-	case "", "identity":
-	default:
-		if decode = decoderFor(encoding); decode == nil {
-			w.p.logger.Debug("not rewriting a response in an encoding the gateway cannot decode",
-				zap.String("content_encoding", encoding), zap.String("path", w.doc.Path))
-			return nil
-		}
+	decode, coding, ok := bodyDecoder(h)
+	if !ok {
+		w.p.logger.Debug("not rewriting a response in an encoding the gateway cannot decode",
+			zap.String("content_encoding", coding), zap.String("path", w.doc.Path))
+		return nil
 	}
-	// The body the browser gets is not the app's: its length, ranges and
-	// digests no longer hold, and its validator is only weakly equal.
-	for _, name := range []string{"Content-Length", "Accept-Ranges", "Content-Md5", "Digest", "Content-Digest", "Repr-Digest"} {
-		h.Del(name)
-	}
+	dropUpstreamBodyHeaders(h, decode != nil)
+	// The bytes differ from the app's, so its validator is only weakly equal.
 	if etag := h.Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
 		h.Set("Etag", "W/"+etag)
-	}
-	if decode != nil {
-		h.Del("Content-Encoding")
 	}
 	if w.head {
 		return nil // the same headers as GET would get, and no body
 	}
 	return newBodyTransform(w.ResponseWriter, decode, newRewriter)
+}
+
+// bodyDecoder returns the decoder of a body's Content-Encoding (nil when
+// it has none) and the coding; ok is false for a coding the gateway
+// cannot decode, whose body must then pass as it is.
+func bodyDecoder(h http.Header) (decode func(io.Reader) (io.Reader, error), coding string, ok bool) {
+	switch coding = strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding"))); coding {
+	case "", "identity":
+		return nil, coding, true
+	}
+	decode = decoderFor(coding)
+	return decode, coding, decode != nil
+}
+
+// dropUpstreamBodyHeaders removes what describes the upstream's bytes of a
+// body the gateway changes: its length, ranges, digests and, once decoded,
+// its coding.
+func dropUpstreamBodyHeaders(h http.Header, decoded bool) {
+	for _, name := range []string{"Content-Length", "Accept-Ranges", "Content-Md5", "Digest", "Content-Digest", "Repr-Digest"} {
+		h.Del(name)
+	}
+	if decoded {
+		h.Del("Content-Encoding")
+	}
 }
 
 // decoderFor returns the decoder of a content coding, or nil for one the
