@@ -401,7 +401,7 @@ type refMapper struct {
 // appendRef appends to dst the mapped form of ref, or ref itself.
 func (rm *refMapper) appendRef(dst, ref []byte) []byte {
 	if !rm.absOnly {
-		if out, ok := rm.m.appendRooted(dst, ref); ok {
+		if out, ok := rm.m.appendPlain(dst, ref); ok {
 			return out
 		}
 	}

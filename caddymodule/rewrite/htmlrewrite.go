@@ -145,14 +145,26 @@ var (
 	dashDash   = []byte("--")
 )
 
+// data copies text and takes the tags that leave the lexer's state as it
+// was (most of them) in its stride; anything else goes to markup.
 func (r *HTMLRewriter) data(in []byte, i int) (int, bool) {
-	j := bytes.IndexByte(in[i:], '<')
-	if j < 0 {
-		r.out.emit(in[i:])
-		return len(in), true
+	done := i // in[done:] is not written yet
+	for {
+		j := bytes.IndexByte(in[i:], '<')
+		if j < 0 {
+			r.out.emit(in[done:])
+			return len(in), true
+		}
+		i += j
+		if fastPaths {
+			if end := r.simpleTag(in, i, &done); end > 0 {
+				i = end
+				continue
+			}
+		}
+		r.out.emit(in[done:i])
+		return r.markup(in, i)
 	}
-	r.out.emit(in[i : i+j])
-	return r.markup(in, i+j)
 }
 
 // markup decides what the "<" at in[i] starts, as the tokenizer's tag open
@@ -918,8 +930,10 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // the decoded reference but writes back the raw bytes of the parts that
 // MapRef keeps, so only the replaced part is new (and escaped).
 func (rm *refMapper) appendAttrRef(dst, raw []byte) []byte {
-	if !rm.absOnly && bytes.IndexByte(raw, '&') < 0 {
-		if out, ok := rm.m.appendRooted(dst, raw); ok {
+	if !rm.absOnly && fastPaths && !refInPath(raw) {
+		// Character references after the path ("?a=1&amp;b=2") are in
+		// the part that MapRef keeps as it is.
+		if out, ok := rm.m.appendPlain(dst, raw); ok {
 			return out
 		}
 	}
@@ -935,6 +949,20 @@ func (rm *refMapper) appendAttrRef(dst, raw []byte) []byte {
 	dst = append(dst, raw[:rawLead]...)
 	dst = appendEscaped(dst, mapped[textLead:len(mapped)-(len(d.text)-textTail)])
 	return append(dst, raw[rawTail:]...)
+}
+
+// refInPath reports whether raw has a "&" before its query or fragment.
+func refInPath(raw []byte) bool {
+	amp := bytes.IndexByte(raw, '&')
+	if amp < 0 {
+		return false
+	}
+	for _, c := range raw[:amp] {
+		if c == '?' || c == '#' {
+			return false
+		}
+	}
+	return true
 }
 
 func commonSuffix(a string, b []byte) int {

@@ -433,7 +433,59 @@ func FuzzHTMLRewrite(f *testing.F) {
 		checkRewriteProperties(t, in, seed, func(in []byte, m *Mapper, doc *url.URL, split func(int) int) []byte {
 			return []byte(rewriteHTML(t, string(in), m, doc, split))
 		})
+		checkFastPathsAgree(t, in, seed)
 	})
+}
+
+// TestFastPathsAgree holds the shortcuts for common tags and references
+// to the general lexer and MapRef, byte for byte, on real pages and the
+// golden inputs (the fuzz corpus runs the same check).
+func TestFastPathsAgree(t *testing.T) {
+	for _, in := range []string{
+		`<a href="../../tools/x"><base href="/tools/a/b/c/"><a href="../../tools/x">`,
+		`<BASE HREF=http://app.internal:8080/tools/b/ ><a href=../../x>`,
+		`<object data="/tools/o"><embed src="/tools/e">`,
+		`<meta http-equiv=refresh content="0;url=/tools/x"><meta content="/tools/y">`,
+		`<svg><style>a{b:url(/tools/s)}</style><a href="/tools/x"/></svg ><style>c{d:url(/tools/t)}</style>`,
+		`<title><a href="/tools/x"></title><textarea><img src=/tools/y></textarea>`,
+		`<a href=/tools/x/><a/href=/tools/y><a href = '/tools/z' ><a =href=/tools/w><a href>`,
+		`<img src=/tools/a srcset="/tools/b 1x, /tools/c 2x" style="background:url(/tools/d)">`,
+		`<a ping="/tools/p /tools/q" href="/tools/y" cite=/tools/c action=/tools/a poster=/tools/p>`,
+		`<a href="/tools/x?a=1&amp;b=2"><a href="&#47;tools/x"><a href="/tools/&#46;./x"><a href="http:&#47;&#47;app.internal:8080/tools/x">`,
+		`<div title="<a href=/tools/x>"></div ><p a='>' href=/tools/y><a = href=/tools/z>`,
+		`<svg><![CDATA[ > <a href="/tools/x"> ]]></svg><![CDATA[ > <a href="/tools/y"> ]]><math></math>`,
+		`<a href="//app.internal:8080/tools/x"><a href="HTTP://APP.INTERNAL:8080/tools/y"><a href="https://else/z"><a href="#f">`,
+	} {
+		checkFastPathsAgree(t, []byte(in), 0)
+	}
+	pages, _ := filepath.Glob("../../testdata/golden/html/*.in.html")
+	pages = append(pages, "../../testdata/bench/wikipedia-go.html")
+	for _, p := range pages {
+		in, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			for seed := range uint64(4) {
+				checkFastPathsAgree(t, in, seed)
+			}
+		})
+	}
+}
+
+func checkFastPathsAgree(t *testing.T, in []byte, seed uint64) {
+	t.Helper()
+	wiki := NewMapper(mustParse("https://en.wikipedia.org/"), "/dashboard-apps/wiki/")
+	for _, m := range []*Mapper{testMapper, wiki} {
+		fastPaths = false
+		want := rewriteHTML(t, string(in), m, testDoc, nil)
+		fastPaths = true
+		for _, split := range []func(int) int{nil, randomSplit(seed)} {
+			if got := rewriteHTML(t, string(in), m, testDoc, split); got != want {
+				t.Fatalf("fast paths: %s", firstDiff([]byte(got), []byte(want)))
+			}
+		}
+	}
 }
 
 // checkRewriteProperties checks what must hold of a rewriter for any
@@ -468,17 +520,35 @@ func mayNormalize(in []byte) bool {
 	return strings.Contains(s, "\\") || strings.Contains(s, "/.") || strings.Contains(s, "%2")
 }
 
+// BenchmarkHTMLRewrite runs the rewriter over a real-world page (the
+// Wikipedia article on Go, 128 KB, 434 root-relative URLs) and over the
+// golden admin page, a torture test with a URL in every other tag.
 func BenchmarkHTMLRewrite(b *testing.B) {
-	page := readGolden(b, "html", "admin.in.html")
-	b.SetBytes(int64(len(page)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := NewHTMLRewriter(io.Discard, testMapper, testDoc)
-		for p := page; len(p) > 0; {
-			n := min(len(p), 32<<10)
-			r.Write(p[:n])
-			p = p[n:]
-		}
-		r.Close()
+	wiki, err := os.ReadFile("../../testdata/bench/wikipedia-go.html")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		page []byte
+		m    *Mapper
+		doc  *url.URL
+	}{
+		{"wikipedia", wiki, NewMapper(mustParse("https://en.wikipedia.org/"), "/dashboard-apps/wiki/"), mustParse("https://en.wikipedia.org/wiki/Go_(programming_language)")},
+		{"admin", readGolden(b, "html", "admin.in.html"), testMapper, testDoc},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.page)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r := NewHTMLRewriter(io.Discard, c.m, c.doc)
+				for p := c.page; len(p) > 0; {
+					n := min(len(p), 32<<10)
+					r.Write(p[:n])
+					p = p[n:]
+				}
+				r.Close()
+			}
+		})
 	}
 }

@@ -5,7 +5,6 @@
 package rewrite
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -189,34 +188,75 @@ func (m *Mapper) mapCore(ref string, doc *url.URL) (string, bool) {
 	return m.mapClimbing(ref, doc)
 }
 
-// appendRooted is MapRef's fast path for the references most pages are
-// full of: a plain root-relative path ("/static/app.css?v=1"), or the same
-// after the app's origin, without "//" or a back slash, and without
-// anything that may spell a dot segment ("/." or "%2"). It appends what MapRef would give (ref itself when MapRef leaves
-// it alone) and returns true; for any other reference it returns false,
-// and the caller asks MapRef. It allocates nothing.
-func (m *Mapper) appendRooted(dst, ref []byte) ([]byte, bool) {
-	if len(ref) > 0 && ref[0] != '/' {
-		// An absolute URL on the app's origin is its path.
-		for _, o := range m.origins {
-			if len(ref) > len(o) && ref[len(o)] == '/' && foldEq(ref[:len(o)], o) {
-				out, ok := m.appendRooted(dst, ref[len(o):])
-				if ok && len(out) == len(dst)+len(ref)-len(o) && string(out[len(dst):]) == string(ref[len(o):]) {
-					return dst, false // left alone as a path would be: MapRef decides for the whole URL
-				}
-				return out, ok
-			}
+// appendPlain is MapRef's fast path for the references most pages are
+// full of: a plain root-relative path ("/static/app.css?v=1") or the same
+// after the app's origin, without a back slash or anything that may spell
+// a dot segment ("/." or "%2"); a URL on another origin or with another
+// scheme; a fragment or query alone. It appends what MapRef would give
+// (ref itself when MapRef leaves it alone) and returns true; for any other
+// reference it returns false, and the caller asks MapRef. It allocates
+// nothing.
+func (m *Mapper) appendPlain(dst, ref []byte) ([]byte, bool) {
+	if len(ref) == 0 {
+		return dst, false
+	}
+	switch c := ref[0]; {
+	case c == '#' || c == '?':
+		return append(dst, ref...), true // within the document
+	case c == '/' && len(ref) > 1 && ref[1] == '/':
+		return m.appendAuthority(dst, ref, len("//"))
+	case c == '/':
+		return m.appendPath(dst, ref)
+	}
+	colon := schemeEnd(ref)
+	switch {
+	case colon < 0:
+		return dst, false // relative: MapRef's rules
+	case !foldEq(ref[:colon], m.scheme):
+		return append(dst, ref...), true
+	case len(ref) < colon+3 || ref[colon+1] != '/' || ref[colon+2] != '/':
+		return dst, false
+	}
+	return m.appendAuthority(dst, ref, colon+len("://"))
+}
+
+// appendAuthority is appendPlain for a ref whose host starts at ref[i]:
+// another origin is left alone, a path on the app's is mapped.
+func (m *Mapper) appendAuthority(dst, ref []byte, i int) ([]byte, bool) {
+	end := i
+	for end < len(ref) && hostBytes[ref[end]] {
+		end++
+	}
+	if end < len(ref) && ref[end] != '/' && ref[end] != '?' && ref[end] != '#' {
+		return dst, false // "\", "%", "@", white space, non-ASCII...: MapRef's rules
+	}
+	for _, h := range m.hosts {
+		if !foldEq(ref[i:end], h) {
+			continue
 		}
-		return dst, false
+		if end == len(ref) || ref[end] != '/' {
+			return dst, false
+		}
+		out, ok := m.appendPath(dst, ref[end:])
+		if ok && string(out[len(dst):]) == string(ref[end:]) {
+			return dst, false // left alone as a path would be: MapRef decides for the whole URL
+		}
+		return out, ok
 	}
-	if len(ref) == 0 || len(ref) > 1 && isSlash(ref[1]) {
-		return dst, false
+	return append(dst, ref...), true
+}
+
+// hostBytes are the bytes of a host and port that need no decoding.
+var hostBytes = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(".-_~:[]", byte(c)) >= 0
 	}
-	path := ref
-	if i := bytes.IndexAny(ref, "?#"); i >= 0 {
-		path = ref[:i]
-	}
-	if bytes.IndexByte(path, '\\') >= 0 || bytes.Contains(path, slashDot) || bytes.Contains(path, pct2) {
+	return t
+}()
+
+// appendPath is appendPlain for a root-relative ref.
+func (m *Mapper) appendPath(dst, ref []byte) ([]byte, bool) {
+	if len(ref) > 1 && isSlash(ref[1]) || !plainPath(ref) {
 		return dst, false
 	}
 	switch {
@@ -228,7 +268,27 @@ func (m *Mapper) appendRooted(dst, ref []byte) ([]byte, bool) {
 	return dst, false // around the base path: MapRef's rules
 }
 
-var slashDot = []byte("/.")
+// plainPath reports whether the path of ref, up to its query or fragment,
+// has no back slash and nothing that may spell a dot segment ("/." or
+// "%2"). One pass: it runs for most references of every page.
+func plainPath(ref []byte) bool {
+	for i, c := range ref {
+		if !pathStops[c] {
+			continue
+		}
+		switch {
+		case c == '?' || c == '#':
+			return true
+		case c == '\\':
+			return false
+		case i+1 < len(ref) && (c == '/' && ref[i+1] == '.' || c == '%' && ref[i+1] == '2'):
+			return false
+		}
+	}
+	return true
+}
+
+var pathStops = [256]bool{'?': true, '#': true, '\\': true, '/': true, '%': true}
 
 func hasPrefixString(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && string(b[:len(prefix)]) == prefix
@@ -361,7 +421,7 @@ func cutHost(s string, hosts []string) (string, bool) {
 
 // schemeEnd returns the index of the ":" that ends a URL scheme at the
 // start of s, or -1.
-func schemeEnd(s string) int {
+func schemeEnd[T string | []byte](s T) int {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {

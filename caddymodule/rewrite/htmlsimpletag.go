@@ -1,0 +1,163 @@
+package rewrite
+
+import "bytes"
+
+// fastPaths enables the shortcuts that take the common cases without the
+// general machinery; tests turn it off to check that both give the same
+// bytes.
+var fastPaths = true
+
+// simpleTag lexes the tag at in[i] the way tagLexer does, in one pass and
+// without holding anything, when the tag is complete in in, is an element
+// that changes no lexer state (not script, style, title, svg, meta...)
+// and has at most a few URL attributes. It writes the tag's text from
+// in[*done:] with its URLs mapped, moves *done past what it wrote and
+// returns the index after the tag; 0 leaves the tag to markup, with
+// nothing written.
+func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
+	j := i + 1
+	end := j < len(in) && in[j] == '/'
+	if end {
+		j++
+	}
+	if j >= len(in) || !isASCIIAlpha(in[j]) {
+		return 0
+	}
+	nameStart := j
+	for j < len(in) && nameEnds[in[j]]&endsTagName == 0 {
+		j++
+	}
+	if j == len(in) {
+		return 0
+	}
+	name := in[nameStart:j]
+	if end {
+		if in[j] != '>' || foldEq(name, "svg") || foldEq(name, "math") {
+			return 0
+		}
+		return j + 1
+	}
+	if changesState(name) {
+		return 0
+	}
+	var urls [4]attrSpan
+	var kinds [4]attrKind
+	n := 0
+	for {
+		for j < len(in) && spaces[in[j]] {
+			j++
+		}
+		if j == len(in) {
+			return 0
+		}
+		switch in[j] {
+		case '>':
+			r.writeTag(in, done, urls[:n], kinds[:n])
+			return j + 1
+		case '/':
+			// "/>" ends the tag; a "/" elsewhere only separates.
+			if j+1 == len(in) {
+				return 0
+			}
+			if in[j+1] == '>' {
+				r.writeTag(in, done, urls[:n], kinds[:n])
+				return j + 2
+			}
+			j++
+			continue
+		}
+		a := attrSpan{nameStart: j, valStart: -1}
+		j++ // even "=": it starts a name here
+		for j < len(in) && nameEnds[in[j]]&endsAttrName == 0 {
+			j++
+		}
+		a.nameEnd = j
+		for j < len(in) && spaces[in[j]] {
+			j++
+		}
+		if j == len(in) {
+			return 0
+		}
+		if in[j] == '=' {
+			j++
+			for j < len(in) && spaces[in[j]] {
+				j++
+			}
+			if j == len(in) {
+				return 0
+			}
+			switch q := in[j]; q {
+			case '>': // no value after all; the tag ends
+			case '"', '\'':
+				k := bytes.IndexByte(in[j+1:], q)
+				if k < 0 {
+					return 0
+				}
+				a.valStart, a.valEnd = j+1, j+1+k
+				j = a.valEnd + 1
+			default:
+				a.valStart = j
+				for j < len(in) && nameEnds[in[j]]&endsValue == 0 {
+					j++
+				}
+				if j == len(in) {
+					return 0
+				}
+				a.valEnd = j
+			}
+		}
+		if a.valStart < 0 {
+			continue
+		}
+		if kind := urlAttrKind(in[a.nameStart:a.nameEnd], name, false); kind != notURL {
+			if n == len(urls) {
+				return 0
+			}
+			urls[n], kinds[n] = a, kind
+			n++
+		}
+	}
+}
+
+// writeTag writes the tag whose URL attributes are urls, up to the last
+// of them, mapping their values.
+func (r *HTMLRewriter) writeTag(in []byte, done *int, urls []attrSpan, kinds []attrKind) {
+	for k, a := range urls {
+		r.out.emit(in[*done:a.valStart])
+		r.out.buf = r.appendValue(r.out.buf, kinds[k], in[a.valStart:a.valEnd])
+		*done = a.valEnd
+	}
+}
+
+// changesState reports whether a start tag named name is one that
+// startTag and openElement treat specially: it switches the lexer to raw
+// text or foreign content, or is a <meta>, whose content is a URL only
+// with http-equiv="refresh".
+func changesState(name []byte) bool {
+	var special []string
+	switch len(name) {
+	case 3:
+		special = []string{"svg", "xmp"}
+	case 4:
+		special = []string{"math", "meta"}
+	case 5:
+		special = []string{"style", "title"}
+	case 6:
+		special = []string{"script", "iframe"}
+	case 7:
+		special = []string{"noembed"}
+	case 8:
+		special = []string{"textarea", "noframes", "noscript"}
+	case 9:
+		special = []string{"plaintext"}
+	}
+	for _, s := range special {
+		if foldEq(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// spaces marks ASCII white space as the HTML tokenizer has it.
+var spaces = [256]bool{'\t': true, '\n': true, '\f': true, '\r': true, ' ': true}
