@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"sync"
 )
 
 // RewriteCSS appends css to dst with url() and @import references rewritten
@@ -67,6 +68,7 @@ func (r *CSSRewriter) Close() error {
 	r.lex.rewrite(&r.out, r.held.buf, true, &r.ref)
 	r.held.buf = r.held.buf[:0]
 	r.out.flush()
+	r.out.release()
 	return r.out.err
 }
 
@@ -448,13 +450,41 @@ type outSink struct {
 	buf   []byte
 	limit int // what buf may hold before it is written out
 	err   error
+
+	pooled *[]byte // where buf came from, to give it back
 }
 
 // sinkSize bounds what a sink holds before writing it out.
-const sinkSize = 32 << 10
+const sinkSize = 64 << 10
+
+// sinkBufs recycles sink buffers: a gateway rewrites a response in each
+// of them, and a new one per response is garbage to collect.
+var sinkBufs = sync.Pool{New: func() any { b := make([]byte, 0, sinkSize); return &b }}
 
 func newOutSink(w io.Writer) outSink {
-	return outSink{w: w, buf: make([]byte, 0, sinkSize), limit: sinkSize}
+	pooled := sinkBufs.Get().(*[]byte)
+	return outSink{w: w, buf: (*pooled)[:0], limit: sinkSize, pooled: pooled}
+}
+
+// release gives the buffer back once everything is written; the sink
+// still works after, with a buffer of its own.
+func (s *outSink) release() {
+	if s.pooled == nil {
+		return
+	}
+	if cap(s.buf) == sinkSize { // not grown past it by a long value
+		*s.pooled = s.buf[:0]
+		sinkBufs.Put(s.pooled)
+	}
+	s.buf, s.pooled = nil, nil
+}
+
+// room makes sure that n more bytes fit in buf without growing it,
+// writing it out first if need be.
+func (s *outSink) room(n int) {
+	if len(s.buf)+n > cap(s.buf) {
+		s.flush()
+	}
 }
 
 // emit adds b to the output. Long runs of unchanged input go to the writer

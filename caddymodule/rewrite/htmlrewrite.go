@@ -97,6 +97,7 @@ func (r *HTMLRewriter) Close() error {
 	r.out.emit(r.held.buf[n:])
 	r.held.buf = r.held.buf[:0]
 	r.out.flush()
+	r.out.release()
 	return r.out.err
 }
 
@@ -304,6 +305,7 @@ func (r *HTMLRewriter) startTag(t []byte) {
 			continue
 		}
 		r.out.emit(t[prev:a.valStart])
+		r.out.room(a.valEnd - a.valStart + valueGrowth)
 		r.out.buf = r.appendValue(r.out.buf, kind, t[a.valStart:a.valEnd])
 		prev = a.valEnd
 	}
@@ -667,34 +669,61 @@ const (
 	refreshValue // <meta http-equiv=refresh content>
 )
 
-// urlAttrs are the attributes holding URLs, by the length of their names;
-// tag limits one to an element.
-var urlAttrs = [...][]struct {
-	name, tag string
-	kind      attrKind
-}{
-	3:  {{"src", "", oneURL}},
-	4:  {{"href", "base", baseURL}, {"href", "", oneURL}, {"data", "object", oneURL}, {"cite", "", oneURL}, {"ping", "", urlList}},
-	5:  {{"style", "", inlineStyle}},
-	6:  {{"action", "", oneURL}, {"poster", "", oneURL}, {"srcset", "", srcsetList}},
-	8:  {{"manifest", "", oneURL}, {"longdesc", "", oneURL}},
-	10: {{"formaction", "", oneURL}, {"background", "", oneURL}, {"xlink:href", "", oneURL}},
-	11: {{"imagesrcset", "", srcsetList}},
-}
-
+// urlAttrKind classifies the attribute attr of the element tag. It runs
+// for every attribute of every tag, so it tells most apart by length and
+// first letter before comparing names.
 func urlAttrKind(attr, tag []byte, refresh bool) attrKind {
 	if refresh && foldEq(attr, "content") {
 		return refreshValue
 	}
-	if len(attr) >= len(urlAttrs) {
+	if len(attr) < len("src") || len(attr) > len("imagesrcset") {
 		return notURL
 	}
-	for _, a := range urlAttrs[len(attr)] {
-		if foldEq(attr, a.name) && (a.tag == "" || foldEq(tag, a.tag)) {
-			return a.kind
+	name, kind := "", oneURL
+	switch len(attr)<<8 | int(lowerASCII(attr[0])) {
+	case 3<<8 | 's':
+		name = "src"
+	case 4<<8 | 'h':
+		name = "href"
+		if foldEq(tag, "base") {
+			kind = baseURL
 		}
+	case 4<<8 | 'd':
+		if !foldEq(tag, "object") {
+			return notURL
+		}
+		name = "data"
+	case 4<<8 | 'c':
+		name = "cite"
+	case 4<<8 | 'p':
+		name, kind = "ping", urlList
+	case 5<<8 | 's':
+		name, kind = "style", inlineStyle
+	case 6<<8 | 'a':
+		name = "action"
+	case 6<<8 | 'p':
+		name = "poster"
+	case 6<<8 | 's':
+		name, kind = "srcset", srcsetList
+	case 8<<8 | 'm':
+		name = "manifest"
+	case 8<<8 | 'l':
+		name = "longdesc"
+	case 10<<8 | 'f':
+		name = "formaction"
+	case 10<<8 | 'b':
+		name = "background"
+	case 10<<8 | 'x':
+		name = "xlink:href"
+	case 11<<8 | 'i':
+		name, kind = "imagesrcset", srcsetList
+	default:
+		return notURL
 	}
-	return notURL
+	if !foldEq(attr, name) {
+		return notURL
+	}
+	return kind
 }
 
 // isRefresh reports whether the <meta> tag t has http-equiv="refresh".
@@ -835,6 +864,9 @@ func (r *HTMLRewriter) appendRefresh(dst, v []byte) []byte {
 // &quot;, and each URL found is mapped from its raw text, which keeps the
 // bytes around it as they were.
 func (r *HTMLRewriter) appendStyle(dst, v []byte) []byte {
+	if fastPaths && !mayHoldCSSURL(v) {
+		return append(dst, v...)
+	}
 	d := r.text.decode(v)
 	var l cssLexer
 	done, p := 0, 0
@@ -849,6 +881,18 @@ func (r *HTMLRewriter) appendStyle(dst, v []byte) []byte {
 		dst = r.ref.appendAttrRef(dst, v[rawStart:rawEnd])
 		done, p = rawEnd, next
 	}
+}
+
+// mayHoldCSSURL reports whether the cssLexer could find a URL in the
+// style attribute v: a url( or an @import, each spelt with a "(" or "@"
+// unless escaped or written as a character reference.
+func mayHoldCSSURL(v []byte) bool {
+	for _, c := range v {
+		if c == '(' || c == '@' || c == '\\' || c == '&' {
+			return true
+		}
+	}
+	return false
 }
 
 // MapRefresh maps the URL in v, a Refresh header value or the content of
@@ -930,9 +974,10 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // the decoded reference but writes back the raw bytes of the parts that
 // MapRef keeps, so only the replaced part is new (and escaped).
 func (rm *refMapper) appendAttrRef(dst, raw []byte) []byte {
-	if !rm.absOnly && fastPaths && !refInPath(raw) {
-		// Character references after the path ("?a=1&amp;b=2") are in
-		// the part that MapRef keeps as it is.
+	if !rm.absOnly && fastPaths {
+		// appendPlain leaves alone what a character reference may spell
+		// differently, but for the query and fragment ("?a=1&amp;b=2"),
+		// which MapRef keeps as they are.
 		if out, ok := rm.m.appendPlain(dst, raw); ok {
 			return out
 		}
@@ -949,20 +994,6 @@ func (rm *refMapper) appendAttrRef(dst, raw []byte) []byte {
 	dst = append(dst, raw[:rawLead]...)
 	dst = appendEscaped(dst, mapped[textLead:len(mapped)-(len(d.text)-textTail)])
 	return append(dst, raw[rawTail:]...)
-}
-
-// refInPath reports whether raw has a "&" before its query or fragment.
-func refInPath(raw []byte) bool {
-	amp := bytes.IndexByte(raw, '&')
-	if amp < 0 {
-		return false
-	}
-	for _, c := range raw[:amp] {
-		if c == '?' || c == '#' {
-			return false
-		}
-	}
-	return true
 }
 
 func commonSuffix(a string, b []byte) int {

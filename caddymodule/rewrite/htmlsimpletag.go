@@ -124,6 +124,7 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 func (r *HTMLRewriter) writeTag(in []byte, done *int, urls []attrSpan, kinds []attrKind) {
 	for k, a := range urls {
 		r.out.emit(in[*done:a.valStart])
+		r.out.room(a.valEnd - a.valStart + valueGrowth)
 		r.out.buf = r.appendValue(r.out.buf, kinds[k], in[a.valStart:a.valEnd])
 		*done = a.valEnd
 	}
@@ -134,30 +135,39 @@ func (r *HTMLRewriter) writeTag(in []byte, done *int, urls []attrSpan, kinds []a
 // text or foreign content, or is a <meta>, whose content is a URL only
 // with http-equiv="refresh".
 func changesState(name []byte) bool {
-	var special []string
-	switch len(name) {
-	case 3:
-		special = []string{"svg", "xmp"}
-	case 4:
-		special = []string{"math", "meta"}
-	case 5:
-		special = []string{"style", "title"}
-	case 6:
-		special = []string{"script", "iframe"}
-	case 7:
-		special = []string{"noembed"}
-	case 8:
-		special = []string{"textarea", "noframes", "noscript"}
-	case 9:
-		special = []string{"plaintext"}
+	if len(name) < len("svg") || len(name) > len("plaintext") {
+		return false
 	}
-	for _, s := range special {
-		if foldEq(name, s) {
-			return true
-		}
+	switch len(name)<<8 | int(lowerASCII(name[0])) {
+	case 3<<8 | 's':
+		return foldEq(name, "svg")
+	case 3<<8 | 'x':
+		return foldEq(name, "xmp")
+	case 4<<8 | 'm':
+		return foldEq(name, "math") || foldEq(name, "meta")
+	case 5<<8 | 's':
+		return foldEq(name, "style")
+	case 5<<8 | 't':
+		return foldEq(name, "title")
+	case 6<<8 | 's':
+		return foldEq(name, "script")
+	case 6<<8 | 'i':
+		return foldEq(name, "iframe")
+	case 7<<8 | 'n':
+		return foldEq(name, "noembed")
+	case 8<<8 | 't':
+		return foldEq(name, "textarea")
+	case 8<<8 | 'n':
+		return foldEq(name, "noframes") || foldEq(name, "noscript")
+	case 9<<8 | 'p':
+		return foldEq(name, "plaintext")
 	}
 	return false
 }
+
+// valueGrowth is room enough for what mapping adds to most attribute
+// values (a few proxied prefixes); a longer one grows the sink's buffer.
+const valueGrowth = 512
 
 // spaces marks ASCII white space as the HTML tokenizer has it.
 var spaces = [256]bool{'\t': true, '\n': true, '\f': true, '\r': true, ' ': true}

@@ -191,7 +191,7 @@ func (m *Mapper) mapCore(ref string, doc *url.URL) (string, bool) {
 // appendPlain is MapRef's fast path for the references most pages are
 // full of: a plain root-relative path ("/static/app.css?v=1") or the same
 // after the app's origin, without a back slash or anything that may spell
-// a dot segment ("/." or "%2"); a URL on another origin or with another
+// a dot segment ("/." or "%2") or an "&"; a URL on another origin or with another
 // scheme; a fragment or query alone. It appends what MapRef would give
 // (ref itself when MapRef leaves it alone) and returns true; for any other
 // reference it returns false, and the caller asks MapRef. It allocates
@@ -269,8 +269,9 @@ func (m *Mapper) appendPath(dst, ref []byte) ([]byte, bool) {
 }
 
 // plainPath reports whether the path of ref, up to its query or fragment,
-// has no back slash and nothing that may spell a dot segment ("/." or
-// "%2"). One pass: it runs for most references of every page.
+// has no back slash, nothing that may spell a dot segment ("/." or "%2")
+// and no "&", which in HTML may start a character reference that spells
+// one. One pass: it runs for most references of every page.
 func plainPath(ref []byte) bool {
 	for i, c := range ref {
 		if !pathStops[c] {
@@ -279,7 +280,7 @@ func plainPath(ref []byte) bool {
 		switch {
 		case c == '?' || c == '#':
 			return true
-		case c == '\\':
+		case c == '\\' || c == '&':
 			return false
 		case i+1 < len(ref) && (c == '/' && ref[i+1] == '.' || c == '%' && ref[i+1] == '2'):
 			return false
@@ -288,7 +289,7 @@ func plainPath(ref []byte) bool {
 	return true
 }
 
-var pathStops = [256]bool{'?': true, '#': true, '\\': true, '/': true, '%': true}
+var pathStops = [256]bool{'?': true, '#': true, '\\': true, '/': true, '%': true, '&': true}
 
 func hasPrefixString(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && string(b[:len(prefix)]) == prefix
