@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -69,6 +70,32 @@ func hostileApp() http.Handler {
 		zw.Close()
 	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	// A page whose head comes at once and whose body takes seconds, as a
+	// server that flushes early sends it: ?enc=gzip compresses it, ?len=1
+	// declares its length (then Caddy never flushes).
+	mux.HandleFunc("/slow-page", func(w http.ResponseWriter, r *http.Request) {
+		const head = `<html><head><link rel="stylesheet" href="/app.css">`
+		w.Header().Set("Content-Type", "text/html")
+		var out io.Writer = w
+		var zw *gzip.Writer
+		switch {
+		case r.URL.Query().Get("enc") == "gzip":
+			w.Header().Set("Content-Encoding", "gzip")
+			zw = gzip.NewWriter(w)
+			out = zw
+		case r.URL.Query().Get("len") != "":
+			w.Header().Set("Content-Length", strconv.Itoa(len(head)+100))
+		}
+		io.WriteString(out, head)
+		if zw != nil {
+			zw.Flush()
+		}
+		w.(http.Flusher).Flush()
 		select {
 		case <-time.After(3 * time.Second):
 		case <-r.Context().Done():
@@ -504,6 +531,33 @@ func TestProxyStreamsServerSentEvents(t *testing.T) {
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
 	if err != nil || line != "data: first\n" {
 		t.Errorf("first event not streamed: %q %v", line, err)
+	}
+}
+
+// TestProxyStreamsRewrittenPages holds the gateway to passing on what a
+// page has sent so far: it holds rewritten output for a few
+// milliseconds to write it in fewer pieces, never until the page ends.
+func TestProxyStreamsRewrittenPages(t *testing.T) {
+	tester := newGateway(t)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: tester.Client.Transport}
+	for _, query := range []string{"", "enc=gzip", "len=1"} {
+		req, _ := http.NewRequest(http.MethodGet, gatewayBase+"/dashboard-apps/orders/slow-page?"+query, nil)
+		req.Header.Set("Cookie", agentCookie)
+		req.Header.Set("Accept-Encoding", "gzip")
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		want := `<html><head><link rel="stylesheet" href="/dashboard-apps/orders/app.css">`
+		got := make([]byte, len(want))
+		_, err = io.ReadFull(resp.Body, got)
+		resp.Body.Close()
+		if err != nil || string(got) != want {
+			t.Errorf("%s: the head was not passed on while the page went on: %q %v", query, got, err)
+		} else if d := time.Since(start); d > time.Second {
+			t.Errorf("%s: the head took %v", query, d)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/klauspost/compress/zstd"
@@ -214,42 +215,125 @@ func inflate(r io.Reader) (io.Reader, error) {
 }
 
 // newBodyTransform builds the transform of a body for dst, decoding it
-// first when decode is set.
+// first when decode is set. Its output goes to dst through a heldOutput.
 func newBodyTransform(dst http.ResponseWriter, decode func(io.Reader) (io.Reader, error), build func(io.Writer) bodyTransform) bodyTransform {
+	out := newHeldOutput(dst)
 	if decode == nil {
-		return build(dst)
+		return &heldTransform{build(out), out}
 	}
-	return newDecodingTransform(decode, build, dst)
+	return &heldTransform{newDecodingTransform(decode, build, out), out}
+}
+
+// heldTransform is a body transform whose output a heldOutput holds.
+type heldTransform struct {
+	bodyTransform
+	out *heldOutput
+}
+
+func (t *heldTransform) Close() error {
+	err := t.bodyTransform.Close()
+	if cerr := t.out.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// heldFlushDelay bounds how long output waits to be written out.
+const heldFlushDelay = 5 * time.Millisecond
+
+// heldOutputSize is how much output a heldOutput holds before writing it.
+const heldOutputSize = 64 << 10
+
+var heldOutputBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, heldOutputSize) }}
+
+// heldOutput is where a body transform writes. Caddy's reverse proxy
+// flushes after every read from a chunked upstream, and each chunk
+// written and flushed costs three system calls; a page that arrives in
+// quick reads is better written in a few large pieces. So heldOutput
+// holds what it is given, up to heldOutputSize, and writes it out and
+// flushes it when full, at the end of the response, or heldFlushDelay
+// after the first byte it holds came, whatever Caddy flushes: a page
+// streamed slowly, or decoded in a goroutine, reaches the browser that
+// much later at most. One mutex orders the writers (the handler, a
+// decoding goroutine, the timer), as net/http's ResponseWriter is not
+// safe for concurrent use.
+type heldOutput struct {
+	mu      sync.Mutex
+	rw      http.ResponseWriter
+	buf     *bufio.Writer
+	timer   *time.Timer
+	pending bool // the timer is to flush
+	closed  bool
+}
+
+func newHeldOutput(rw http.ResponseWriter) *heldOutput {
+	buf := heldOutputBufs.Get().(*bufio.Writer)
+	buf.Reset(rw)
+	return &heldOutput{rw: rw, buf: buf}
+}
+
+func (o *heldOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return o.rw.Write(p)
+	}
+	n, err := o.buf.Write(p)
+	if n > 0 && !o.pending {
+		o.pending = true
+		if o.timer == nil {
+			o.timer = time.AfterFunc(heldFlushDelay, o.flush)
+		} else {
+			o.timer.Reset(heldFlushDelay)
+		}
+	}
+	return n, err
+}
+
+func (o *heldOutput) flush() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.pending || o.closed {
+		return
+	}
+	o.pending = false
+	if o.buf.Flush() == nil {
+		_ = http.NewResponseController(o.rw).Flush()
+	}
+}
+
+// close writes out what is held, for the end of the response to flush.
+// Writes after close go straight through.
+func (o *heldOutput) close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil
+	}
+	o.closed = true
+	if o.timer != nil {
+		o.timer.Stop()
+	}
+	err := o.buf.Flush()
+	o.buf.Reset(nil)
+	heldOutputBufs.Put(o.buf)
+	o.buf = nil
+	return err
 }
 
 // decodingTransform decodes a compressed body into a rewriter. Decoders
 // read, so the decoding runs in a goroutine fed through a pipe; Close waits
-// for it, so none outlives the response. The goroutine's writes to the
-// connection and the handler's flushes go through one mutex: net/http's
-// ResponseWriter is not safe for both at once.
+// for it, so none outlives the response. It writes to a heldOutput, whose
+// mutex keeps its writes and the handler's flushes apart.
 type decodingTransform struct {
 	pw   *io.PipeWriter
 	done chan error
 	next bodyTransform
-	dst  *lockedWriter
 }
 
-// lockedWriter serialises writes and flushes of a ResponseWriter.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  http.ResponseWriter
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func newDecodingTransform(decode func(io.Reader) (io.Reader, error), build func(io.Writer) bodyTransform, dst http.ResponseWriter) *decodingTransform {
+func newDecodingTransform(decode func(io.Reader) (io.Reader, error), build func(io.Writer) bodyTransform, dst *heldOutput) *decodingTransform {
 	pr, pw := io.Pipe()
-	lw := &lockedWriter{w: dst}
-	t := &decodingTransform{pw: pw, done: make(chan error, 1), next: build(lw), dst: lw}
+	t := &decodingTransform{pw: pw, done: make(chan error, 1), next: build(dst)}
 	go func() {
 		r, err := decode(pr)
 		if err == nil {
@@ -266,13 +350,9 @@ func newDecodingTransform(decode func(io.Reader) (io.Reader, error), build func(
 
 func (t *decodingTransform) Write(p []byte) (int, error) { return t.pw.Write(p) }
 
-// Flush flushes what the goroutine has written so far; what the rewriter
-// holds is the goroutine's until Close.
-func (t *decodingTransform) Flush() error {
-	t.dst.mu.Lock()
-	defer t.dst.mu.Unlock()
-	return http.NewResponseController(t.dst.w).Flush()
-}
+// Flush leaves what the rewriter holds to the goroutine until Close; the
+// heldOutput flushes what the goroutine writes.
+func (t *decodingTransform) Flush() error { return nil }
 
 func (t *decodingTransform) Close() error {
 	t.pw.Close()
@@ -283,16 +363,11 @@ func (t *decodingTransform) Close() error {
 	return err
 }
 
-// flushBody writes out what a body transform holds and flushes the
-// connection (a decoding transform does both under its own lock).
+// flushBody flushes a body transform into its heldOutput, which flushes
+// the connection soon after, or else the connection.
 func flushBody(body bodyTransform, w http.ResponseWriter) error {
 	if body != nil {
-		if err := body.Flush(); err != nil {
-			return err
-		}
-		if _, ok := body.(*decodingTransform); ok {
-			return nil
-		}
+		return body.Flush()
 	}
 	return http.NewResponseController(w).Flush()
 }

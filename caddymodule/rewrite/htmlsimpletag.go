@@ -37,7 +37,7 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 		}
 		return j + 1
 	}
-	if changesState(name) {
+	if stateTagLengths[name[0]]>>len(name)&1 != 0 && changesState(name) {
 		return 0
 	}
 	var urls [4]attrSpan
@@ -109,6 +109,9 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 		if a.valStart < 0 {
 			continue
 		}
+		if urlAttrLengths[in[a.nameStart]]>>(a.nameEnd-a.nameStart)&1 == 0 {
+			continue // most attributes: not one of the URL attributes' first letter and length
+		}
 		if kind := urlAttrKind(in[a.nameStart:a.nameEnd], name, false); kind != notURL {
 			if n == len(urls) {
 				return 0
@@ -163,6 +166,23 @@ func changesState(name []byte) bool {
 		return foldEq(name, "plaintext")
 	}
 	return false
+}
+
+// urlAttrLengths and stateTagLengths have, by first letter, a bit for
+// each length of the URL attribute names (urlAttrKind) and of the
+// element names changesState looks for: a test that passes over most
+// names with one load.
+var (
+	urlAttrLengths  = lengthsByFirstLetter("src", "href", "data", "cite", "ping", "style", "action", "poster", "srcset", "manifest", "longdesc", "formaction", "background", "xlink:href", "imagesrcset")
+	stateTagLengths = lengthsByFirstLetter("svg", "xmp", "math", "meta", "style", "title", "script", "iframe", "noembed", "textarea", "noframes", "noscript", "plaintext")
+)
+
+func lengthsByFirstLetter(names ...string) (t [256]uint64) {
+	for _, n := range names {
+		t[n[0]] |= 1 << len(n)
+		t[n[0]-'a'+'A'] |= 1 << len(n)
+	}
+	return t
 }
 
 // valueGrowth is room enough for what mapping adds to most attribute
