@@ -29,6 +29,7 @@ type HTMLRewriter struct {
 	baseSet bool     // the first <base href> has set the base URL
 	text    charRefs // scratch for decoded attribute values
 	held    heldInput
+	tagURLs [4]tagURL // scratch for simpleTag
 }
 
 // maxHeldTag bounds how much of one unfinished tag is held back.
@@ -158,6 +159,10 @@ func (r *HTMLRewriter) data(in []byte, i int) (int, bool) {
 		}
 		i += j
 		if fastPaths {
+			if end := plainEndTag(in, i); end > 0 {
+				i = end
+				continue
+			}
 			if end := r.simpleTag(in, i, &done); end > 0 {
 				i = end
 				continue

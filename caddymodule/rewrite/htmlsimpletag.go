@@ -7,7 +7,7 @@ import "bytes"
 // bytes.
 var fastPaths = true
 
-// simpleTag lexes the tag at in[i] the way tagLexer does, in one pass and
+// simpleTag lexes the start tag at in[i] the way tagLexer does, in one pass and
 // without holding anything, when the tag is complete in in, is an element
 // that changes no lexer state (not script, style, title, svg, meta...)
 // and has at most a few URL attributes. It writes the tag's text from
@@ -16,12 +16,8 @@ var fastPaths = true
 // nothing written.
 func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 	j := i + 1
-	end := j < len(in) && in[j] == '/'
-	if end {
-		j++
-	}
 	if j >= len(in) || !isASCIIAlpha(in[j]) {
-		return 0
+		return 0 // an end tag that plainEndTag left, a comment...
 	}
 	nameStart := j
 	for j < len(in) && nameEnds[in[j]]&endsTagName == 0 {
@@ -31,17 +27,10 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 		return 0
 	}
 	name := in[nameStart:j]
-	if end {
-		if in[j] != '>' || foldEq(name, "svg") || foldEq(name, "math") {
-			return 0
-		}
-		return j + 1
-	}
 	if stateTagLengths[name[0]]>>len(name)&1 != 0 && changesState(name) {
 		return 0
 	}
-	var urls [4]attrSpan
-	var kinds [4]attrKind
+	urls := &r.tagURLs
 	n := 0
 	for {
 		for j < len(in) && spaces[in[j]] {
@@ -52,7 +41,7 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 		}
 		switch in[j] {
 		case '>':
-			r.writeTag(in, done, urls[:n], kinds[:n])
+			r.writeTag(in, done, urls[:n])
 			return j + 1
 		case '/':
 			// "/>" ends the tag; a "/" elsewhere only separates.
@@ -60,7 +49,7 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 				return 0
 			}
 			if in[j+1] == '>' {
-				r.writeTag(in, done, urls[:n], kinds[:n])
+				r.writeTag(in, done, urls[:n])
 				return j + 2
 			}
 			j++
@@ -116,19 +105,42 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 			if n == len(urls) {
 				return 0
 			}
-			urls[n], kinds[n] = a, kind
+			urls[n] = tagURL{a, kind}
 			n++
 		}
 	}
 }
 
+// plainEndTag returns the index after the end tag at in[i] when it is a
+// plain "</name>" that leaves the lexer's state as it was (half the tags
+// of a page), or 0.
+func plainEndTag(in []byte, i int) int {
+	j := i + 2
+	if j >= len(in) || in[i+1] != '/' || !isASCIIAlpha(in[j]) {
+		return 0
+	}
+	for j < len(in) && nameEnds[in[j]]&endsTagName == 0 {
+		j++
+	}
+	if j == len(in) || in[j] != '>' || j-i == len("</svg") && foldEq(in[i+2:j], "svg") || j-i == len("</math") && foldEq(in[i+2:j], "math") {
+		return 0
+	}
+	return j + 1
+}
+
+// tagURL is a URL attribute simpleTag found.
+type tagURL struct {
+	attrSpan
+	kind attrKind
+}
+
 // writeTag writes the tag whose URL attributes are urls, up to the last
 // of them, mapping their values.
-func (r *HTMLRewriter) writeTag(in []byte, done *int, urls []attrSpan, kinds []attrKind) {
-	for k, a := range urls {
+func (r *HTMLRewriter) writeTag(in []byte, done *int, urls []tagURL) {
+	for _, a := range urls {
 		r.out.emit(in[*done:a.valStart])
 		r.out.room(a.valEnd - a.valStart + valueGrowth)
-		r.out.buf = r.appendValue(r.out.buf, kinds[k], in[a.valStart:a.valEnd])
+		r.out.buf = r.appendValue(r.out.buf, a.kind, in[a.valStart:a.valEnd])
 		*done = a.valEnd
 	}
 }

@@ -4,7 +4,7 @@
 // alternation (A B A B ...), and prints the gateway/plain ratio of each
 // scenario, pair by pair, with medians over the rounds.
 //
-//	go run ./cmd/benchcompare [-rounds 5] [-duration 2s] [-conns 16]
+//	go run ./cmd/benchcompare [-rounds 5] [-duration 2s] [-slice 250ms] [-conns 16]
 package main
 
 import (
@@ -41,6 +41,7 @@ type scenario struct {
 
 func main() {
 	rounds := flag.Int("rounds", 5, "A/B rounds per scenario")
+	slice := flag.Duration("slice", 250*time.Millisecond, "how long each side runs before the other takes over, within a round")
 	duration := flag.Duration("duration", 2*time.Second, "load per run")
 	conns := flag.Int("conns", 16, "concurrent connections")
 	only := flag.String("only", "", "run only scenarios whose name contains this")
@@ -89,7 +90,7 @@ func main() {
 		}
 	}
 
-	fmt.Printf("benchcompare: %d rounds × %s per side, %d connections, GOMAXPROCS=%d, %s\n\n", *rounds, *duration, *conns, runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Printf("benchcompare: %d rounds × %s per side in turns of %s, %d connections, GOMAXPROCS=%d, %s\n\n", *rounds, *duration, *slice, *conns, runtime.GOMAXPROCS(0), runtime.Version())
 	fmt.Printf("| scenario | plain req/s | gateway req/s | ratio (median) | target | p50 plain / gateway | p99 plain / gateway | allocs/req plain / gateway |\n")
 	fmt.Printf("|---|---:|---:|---:|---|---|---|---|\n")
 	failed := false
@@ -100,8 +101,7 @@ func main() {
 		var ratios []float64
 		var plainRuns, gwRuns []result
 		for i := 0; i < *rounds; i++ {
-			p := drive(client, "http://"+plainAddr+s.plain, *conns, *duration)
-			g := drive(client, "http://"+gatewayAddr+s.gateway, *conns, *duration)
+			p, g := driveAlternately(client, "http://"+plainAddr+s.plain, "http://"+gatewayAddr+s.gateway, *conns, *duration, *slice)
 			plainRuns, gwRuns = append(plainRuns, p), append(gwRuns, g)
 			ratios = append(ratios, g.rps/p.rps)
 		}
@@ -125,12 +125,32 @@ type result struct {
 	p50, p99    time.Duration
 }
 
-// drive keeps conns requests in flight at url for d.
-func drive(client *http.Client, url string, conns int, d time.Duration) result {
+// load is what runs at one side add up to.
+type load struct {
+	n       int64
+	elapsed time.Duration
+	mallocs uint64
+	lat     []time.Duration
+}
+
+// driveAlternately loads a and b for d each, taking turns every slice, so
+// that both see the same moments of a machine whose speed drifts (a
+// shared virtual machine's does, by tens of percent over seconds).
+func driveAlternately(client *http.Client, a, b string, conns int, d, slice time.Duration) (result, result) {
+	var la, lb load
+	for done := time.Duration(0); done < d; done += slice {
+		s := min(slice, d-done)
+		drive(client, a, conns, s, &la)
+		drive(client, b, conns, s, &lb)
+	}
+	return la.result(), lb.result()
+}
+
+// drive keeps conns requests in flight at url for d, adding to l.
+func drive(client *http.Client, url string, conns int, d time.Duration, l *load) {
 	var n atomic.Int64
 	lat := make([][]time.Duration, conns)
 	var before, after runtime.MemStats
-	runtime.GC()
 	runtime.ReadMemStats(&before)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -151,19 +171,23 @@ func drive(client *http.Client, url string, conns int, d time.Duration) result {
 		}(i)
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	l.elapsed += time.Since(start)
 	runtime.ReadMemStats(&after)
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
+	l.mallocs += after.Mallocs - before.Mallocs
+	l.n += n.Load()
+	for _, x := range lat {
+		l.lat = append(l.lat, x...)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	count := float64(n.Load())
+}
+
+func (l *load) result() result {
+	sort.Slice(l.lat, func(i, j int) bool { return l.lat[i] < l.lat[j] })
+	count := float64(l.n)
 	return result{
-		rps:    count / elapsed.Seconds(),
-		allocs: float64(after.Mallocs-before.Mallocs) / count,
-		p50:    all[len(all)/2],
-		p99:    all[len(all)*99/100],
+		rps:    count / l.elapsed.Seconds(),
+		allocs: float64(l.mallocs) / count,
+		p50:    l.lat[len(l.lat)/2],
+		p99:    l.lat[len(l.lat)*99/100],
 	}
 }
 
