@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"bytes"
 	"io"
 	"mime"
 	"net/http"
@@ -9,70 +8,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"golang.org/x/net/html"
+
+	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
 )
 
 // maxHeadScan bounds how much of a page is held back while looking for the
 // end of its head; a page whose head is longer is served as it is.
 const maxHeadScan = 256 << 10
-
-// headEnd finds where the host script goes in the start of an HTML
-// document: before the real </head>, else at the start of the body (after
-// an explicit <body> tag, before the first element or text that opens the
-// body implicitly). A </head> inside a script, a comment or an attribute is
-// not it. more is true when doc may be cut in the middle of what decides,
-// and final says it is not.
-func headEnd(doc []byte, final bool) (at int, found, more bool) {
-	z := html.NewTokenizer(bytes.NewReader(doc))
-	offset := 0
-	rawIn := "" // the head element whose raw text is being read
-	for {
-		tt := z.Next()
-		raw := z.Raw()
-		start, end := offset, offset+len(raw)
-		offset = end
-		switch tt {
-		case html.ErrorToken:
-			return 0, false, !final
-		case html.TextToken:
-			if end == len(doc) && !final {
-				return 0, false, true // text cut short may be a tag or a byte order mark: wait for the rest
-			}
-			if rawIn != "" || isBlank(raw) {
-				continue
-			}
-			return start, true, false
-		case html.StartTagToken, html.SelfClosingTagToken:
-			name, _ := z.TagName()
-			switch string(name) {
-			case "html", "head", "base", "link", "meta", "basefont", "bgsound":
-			case "script", "style", "title", "noscript", "template":
-				if tt == html.StartTagToken {
-					rawIn = string(name)
-				}
-			case "body":
-				if end == len(doc) && !final {
-					return 0, false, true
-				}
-				return end, true, false
-			default:
-				return start, true, false
-			}
-		case html.EndTagToken:
-			name, _ := z.TagName()
-			if string(name) == rawIn {
-				rawIn = ""
-			} else if string(name) == "head" && rawIn == "" {
-				return start, true, false
-			}
-		}
-	}
-}
-
-func isBlank(b []byte) bool {
-	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // a byte order mark is no content
-	return len(bytes.TrimLeft(b, " \t\r\n\f")) == 0
-}
 
 // headInjector streams a page, holding back only its start until the
 // insertion point is known.
@@ -96,7 +38,7 @@ func (j *headInjector) Write(p []byte) (int, error) {
 }
 
 func (j *headInjector) try(final bool) error {
-	at, found, more := headEnd(j.held, final)
+	at, found, more := rewrite.HeadEnd(j.held, final)
 	switch {
 	case found:
 		j.done = true

@@ -437,72 +437,80 @@ const (
 )
 
 func (r *HTMLRewriter) scriptText(in []byte, i int) (int, bool) {
-	start := i
+	k, m := r.script.end(in, i)
+	r.out.emit(in[i:k])
+	switch m {
+	case matchYes:
+		return r.beginTag(k, true)
+	case matchMore:
+		return k, false
+	}
+	return k, true
+}
+
+// end moves the script states on over in[i:] and returns where the end
+// tag that closes the script starts and matchYes, or where the input must
+// be held (a look-ahead cut short) and matchMore, or len(in) and matchNo.
+func (s *scriptState) end(in []byte, i int) (int, match) {
 	for i < len(in) {
-		if r.script == scriptData {
+		if *s == scriptData {
 			j := bytes.IndexByte(in[i:], '<')
 			if j < 0 {
-				i = len(in)
-				break
+				return len(in), matchNo
 			}
 			i += j
 		}
-		n, m := r.scriptStep(in[i:])
+		n, m := s.step(in[i:])
 		if m != matchNo {
-			r.out.emit(in[start:i])
-			if m == matchMore {
-				return i, false
-			}
-			return r.beginTag(i, true)
+			return i, m
 		}
 		i += n
 	}
-	r.out.emit(in[start:i])
-	return i, true
+	return i, matchNo
 }
 
-// scriptStep moves the script states on over b[0], or over a few more
-// bytes that decide a transition, and returns how many it consumed. It
-// returns matchYes where the end tag that closes the script starts.
-func (r *HTMLRewriter) scriptStep(b []byte) (int, match) {
-	s := r.script
+// step moves the script states on over b[0], or over a few more bytes
+// that decide a transition, and returns how many it consumed. It returns
+// matchYes where the end tag that closes the script starts.
+func (s *scriptState) step(b []byte) (int, match) {
+	st := *s
 	switch {
-	case b[0] == '<' && s == scriptData:
+	case b[0] == '<' && st == scriptData:
 		if m := tagAt(b, "script", true); m != matchNo {
 			return 0, m
 		}
-		return r.scriptTransition(lookPrefix(b, "<!--", false), len("<!--"), scriptEscapedDashDash, scriptData)
-	case b[0] == '<' && s < scriptDoubleEscaped:
+		return s.transition(lookPrefix(b, "<!--", false), len("<!--"), scriptEscapedDashDash, scriptData)
+	case b[0] == '<' && st < scriptDoubleEscaped:
 		if m := tagAt(b, "script", true); m != matchNo {
 			return 0, m
 		}
-		return r.scriptTransition(tagAt(b, "script", false), len("<script")+1, scriptDoubleEscaped, scriptEscaped)
+		return s.transition(tagAt(b, "script", false), len("<script")+1, scriptDoubleEscaped, scriptEscaped)
 	case b[0] == '<':
-		return r.scriptTransition(tagAt(b, "script", true), len("</script")+1, scriptEscaped, scriptDoubleEscaped)
-	case b[0] == '-' && s != scriptEscapedDashDash && s != scriptDoubleEscapedDashDash:
-		r.script = s + 1
-	case b[0] == '>' && (s == scriptEscapedDashDash || s == scriptDoubleEscapedDashDash):
-		r.script = scriptData
+		return s.transition(tagAt(b, "script", true), len("</script")+1, scriptEscaped, scriptDoubleEscaped)
+	case b[0] == '-' && st != scriptEscapedDashDash && st != scriptDoubleEscapedDashDash:
+		*s = st + 1
+	case b[0] == '>' && (st == scriptEscapedDashDash || st == scriptDoubleEscapedDashDash):
+		*s = scriptData
 	case b[0] != '-':
-		r.script = scriptEscaped
-		if s >= scriptDoubleEscaped {
-			r.script = scriptDoubleEscaped
+		*s = scriptEscaped
+		if st >= scriptDoubleEscaped {
+			*s = scriptDoubleEscaped
 		}
 	}
 	return 1, matchNo
 }
 
-// scriptTransition goes to state to over the n bytes of a matching
-// look-ahead, or to state otherwise over one byte.
-func (r *HTMLRewriter) scriptTransition(m match, n int, to, otherwise scriptState) (int, match) {
+// transition goes to state to over the n bytes of a matching look-ahead,
+// or to state otherwise over one byte.
+func (s *scriptState) transition(m match, n int, to, otherwise scriptState) (int, match) {
 	switch m {
 	case matchMore:
 		return 0, matchMore
 	case matchYes:
-		r.script = to
+		*s = to
 		return n, matchNo
 	}
-	r.script = otherwise
+	*s = otherwise
 	return 1, matchNo
 }
 
