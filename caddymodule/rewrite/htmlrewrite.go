@@ -29,7 +29,6 @@ type HTMLRewriter struct {
 	baseSet bool     // the first <base href> has set the base URL
 	text    charRefs // scratch for decoded attribute values
 	held    heldInput
-	tagURLs [4]tagURL // scratch for simpleTag
 }
 
 // maxHeldTag bounds how much of one unfinished tag is held back.

@@ -30,7 +30,7 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 	if stateTagLengths[name[0]]>>len(name)&1 != 0 && changesState(name) {
 		return 0
 	}
-	urls := &r.tagURLs
+	var urls [4]tagURL
 	n := 0
 	for {
 		for j < len(in) && spaces[in[j]] {
