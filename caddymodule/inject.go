@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"io"
-	"mime"
 	"net/http"
 	"strings"
 
@@ -97,8 +96,7 @@ func (w *injectResponse) onHeader(status int) bodyTransform {
 }
 
 func (w *injectResponse) isHTMLish(hd http.Header) bool {
-	mt, _, _ := mime.ParseMediaType(hd.Get("Content-Type"))
-	return mt == "text/html"
+	return mediaTypeOf(hd) == "text/html"
 }
 
 // transform sets up the injection for a 200 response, or returns nil to
@@ -116,9 +114,16 @@ func (w *injectResponse) transform(hd http.Header) bodyTransform {
 	snippet := w.h.snippet(nonce, integrity)
 	dropUpstreamBodyHeaders(hd, decode != nil)
 	markETag(hd, w.h.assets.version)
-	return newBodyTransform(w.ResponseWriter, decode, func(dst io.Writer) bodyTransform {
+	build := func(dst io.Writer) bodyTransform {
 		return &headInjector{dst: dst, snippet: snippet, failed: func(reason string) { w.h.injectFailed(reason, w.r) }}
-	})
+	}
+	if decode == nil {
+		// The injector holds the head until it knows where the script
+		// goes and passes the rest through: holding its output gains
+		// nothing.
+		return build(w.ResponseWriter)
+	}
+	return newBodyTransform(w.ResponseWriter, decode, build)
 }
 
 // serveInjected passes a page request to the helpdesk and injects the host

@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -131,7 +130,7 @@ func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
 	if status == http.StatusNoContent || status == http.StatusNotModified || status == http.StatusPartialContent {
 		return nil
 	}
-	mediaType, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	mediaType := mediaTypeOf(h)
 	var newRewriter func(io.Writer) bodyTransform
 	switch mediaType {
 	case "text/html", "application/xhtml+xml":
@@ -156,6 +155,14 @@ func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
 		return nil // the same headers as GET would get, and no body
 	}
 	return newBodyTransform(w.ResponseWriter, decode, newRewriter)
+}
+
+// mediaTypeOf returns the media type of a response's Content-Type, lower
+// case, without its parameters (mime.ParseMediaType would parse them into
+// a map, on every response).
+func mediaTypeOf(h http.Header) string {
+	ct, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	return strings.ToLower(strings.TrimSpace(ct))
 }
 
 // bodyDecoder returns the decoder of a body's Content-Encoding (nil when
@@ -363,11 +370,16 @@ func (t *decodingTransform) Close() error {
 	return err
 }
 
-// flushBody flushes a body transform into its heldOutput, which flushes
-// the connection soon after, or else the connection.
+// flushBody flushes a body transform and the connection; a heldOutput
+// flushes the connection itself, soon after.
 func flushBody(body bodyTransform, w http.ResponseWriter) error {
 	if body != nil {
-		return body.Flush()
+		if err := body.Flush(); err != nil {
+			return err
+		}
+		if _, held := body.(*heldTransform); held {
+			return nil
+		}
 	}
 	return http.NewResponseController(w).Flush()
 }

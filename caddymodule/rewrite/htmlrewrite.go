@@ -526,6 +526,7 @@ type tagLexer struct {
 	quote       byte
 	cur         attrSpan
 	attrs       []attrSpan
+	nameOnly    bool // HeadEnd's: no attrs
 }
 
 // attrSpan locates an attribute in its tag; valStart is -1 without a value.
@@ -547,7 +548,7 @@ const (
 )
 
 func (l *tagLexer) begin(end bool) {
-	*l = tagLexer{pos: len("<"), end: end, attrs: l.attrs[:0]}
+	*l = tagLexer{pos: len("<"), end: end, attrs: l.attrs[:0], nameOnly: l.nameOnly}
 	if end {
 		l.pos = len("</")
 	}
@@ -595,7 +596,7 @@ func (l *tagLexer) lex(t []byte) int {
 				pos++
 				break
 			}
-			l.attrs = append(l.attrs, l.cur)
+			l.keep()
 			st = lexBeforeAttr
 		case lexBeforeValue:
 			switch c {
@@ -605,7 +606,7 @@ func (l *tagLexer) lex(t []byte) int {
 				l.cur.valStart = pos
 				st = lexQuoted
 			case '>':
-				l.attrs = append(l.attrs, l.cur)
+				l.keep()
 				return pos + 1
 			default:
 				l.cur.valStart = pos
@@ -643,7 +644,15 @@ func (l *tagLexer) lex(t []byte) int {
 // after a value do.
 func (l *tagLexer) addValue(pos int) {
 	l.cur.valEnd = pos
-	l.attrs = append(l.attrs, l.cur)
+	l.keep()
+}
+
+// keep adds the current attribute to attrs, unless only the tag's end
+// and name are wanted.
+func (l *tagLexer) keep() {
+	if !l.nameOnly {
+		l.attrs = append(l.attrs, l.cur)
+	}
 }
 
 // nameEnd returns the index at or after i of the first byte in t that
