@@ -128,9 +128,11 @@ func (r *HTMLRewriter) step(in []byte, i int, eof bool) (int, bool) {
 	case inCDATA:
 		return r.section(in, i, endAfter(in[i:], cdataClose), len("]]"))
 	case inRawText:
-		return r.rawText(in, i)
+		k, m := findEndTag(in, i, r.rawEnd)
+		return r.elementText(in, i, k, m)
 	case inScript:
-		return r.scriptText(in, i)
+		k, m := r.script.end(in, i)
+		return r.elementText(in, i, k, m)
 	case inStyle:
 		return r.styleText(in, i, eof)
 	case inPlaintext:
@@ -356,8 +358,10 @@ func (r *HTMLRewriter) closeElement(name []byte) {
 	}
 }
 
-func (r *HTMLRewriter) rawText(in []byte, i int) (int, bool) {
-	k, m := findEndTag(in, i, r.rawEnd)
+// elementText copies in[i:k], the text of a raw text element or a script
+// up to where its end tag starts (m is matchYes) or the input must be
+// held (matchMore).
+func (r *HTMLRewriter) elementText(in []byte, i, k int, m match) (int, bool) {
 	r.out.emit(in[i:k])
 	switch m {
 	case matchYes:
@@ -434,18 +438,6 @@ const (
 	scriptDoubleEscapedDash
 	scriptDoubleEscapedDashDash
 )
-
-func (r *HTMLRewriter) scriptText(in []byte, i int) (int, bool) {
-	k, m := r.script.end(in, i)
-	r.out.emit(in[i:k])
-	switch m {
-	case matchYes:
-		return r.beginTag(k, true)
-	case matchMore:
-		return k, false
-	}
-	return k, true
-}
 
 // end moves the script states on over in[i:] and returns where the end
 // tag that closes the script starts and matchYes, or where the input must
@@ -690,61 +682,46 @@ const (
 	refreshValue // <meta http-equiv=refresh content>
 )
 
-// urlAttrKind classifies the attribute attr of the element tag. It runs
-// for every attribute of every tag, so it tells most apart by length and
-// first letter before comparing names.
+// urlAttrs are the attributes holding URLs, by the length of their names;
+// tag limits one to an element.
+var urlAttrs = [...][]struct {
+	name, tag string
+	kind      attrKind
+}{
+	3:  {{"src", "", oneURL}},
+	4:  {{"href", "base", baseURL}, {"href", "", oneURL}, {"data", "object", oneURL}, {"cite", "", oneURL}, {"ping", "", urlList}},
+	5:  {{"style", "", inlineStyle}},
+	6:  {{"action", "", oneURL}, {"poster", "", oneURL}, {"srcset", "", srcsetList}},
+	8:  {{"manifest", "", oneURL}, {"longdesc", "", oneURL}},
+	10: {{"formaction", "", oneURL}, {"background", "", oneURL}, {"xlink:href", "", oneURL}},
+	11: {{"imagesrcset", "", srcsetList}},
+}
+
+// urlAttrLengths has, by first letter, a bit for the length of each URL
+// attribute's name: one load passes over most attributes.
+var urlAttrLengths = func() (t [256]uint64) {
+	for _, attrs := range urlAttrs {
+		for _, a := range attrs {
+			t = addLength(t, a.name)
+		}
+	}
+	return t
+}()
+
+// urlAttrKind classifies the attribute attr of the element tag.
 func urlAttrKind(attr, tag []byte, refresh bool) attrKind {
 	if refresh && foldEq(attr, "content") {
 		return refreshValue
 	}
-	if len(attr) < len("src") || len(attr) > len("imagesrcset") {
+	if len(attr) == 0 || urlAttrLengths[attr[0]]>>len(attr)&1 == 0 {
 		return notURL
 	}
-	name, kind := "", oneURL
-	switch len(attr)<<8 | int(lowerASCII(attr[0])) {
-	case 3<<8 | 's':
-		name = "src"
-	case 4<<8 | 'h':
-		name = "href"
-		if foldEq(tag, "base") {
-			kind = baseURL
+	for _, a := range urlAttrs[len(attr)] {
+		if foldEq(attr, a.name) && (a.tag == "" || foldEq(tag, a.tag)) {
+			return a.kind
 		}
-	case 4<<8 | 'd':
-		if !foldEq(tag, "object") {
-			return notURL
-		}
-		name = "data"
-	case 4<<8 | 'c':
-		name = "cite"
-	case 4<<8 | 'p':
-		name, kind = "ping", urlList
-	case 5<<8 | 's':
-		name, kind = "style", inlineStyle
-	case 6<<8 | 'a':
-		name = "action"
-	case 6<<8 | 'p':
-		name = "poster"
-	case 6<<8 | 's':
-		name, kind = "srcset", srcsetList
-	case 8<<8 | 'm':
-		name = "manifest"
-	case 8<<8 | 'l':
-		name = "longdesc"
-	case 10<<8 | 'f':
-		name = "formaction"
-	case 10<<8 | 'b':
-		name = "background"
-	case 10<<8 | 'x':
-		name = "xlink:href"
-	case 11<<8 | 'i':
-		name, kind = "imagesrcset", srcsetList
-	default:
-		return notURL
 	}
-	if !foldEq(attr, name) {
-		return notURL
-	}
-	return kind
+	return notURL
 }
 
 // isRefresh reports whether the <meta> tag t has http-equiv="refresh".

@@ -27,7 +27,7 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 		return 0
 	}
 	name := in[nameStart:j]
-	if stateTagLengths[name[0]]>>len(name)&1 != 0 && changesState(name) {
+	if changesState(name) {
 		return 0
 	}
 	var urls [4]tagURL
@@ -150,50 +150,32 @@ func (r *HTMLRewriter) writeTag(in []byte, done *int, urls []tagURL) {
 // text or foreign content, or is a <meta>, whose content is a URL only
 // with http-equiv="refresh".
 func changesState(name []byte) bool {
-	if len(name) < len("svg") || len(name) > len("plaintext") {
+	if stateTagLengths[name[0]]>>len(name)&1 == 0 {
 		return false
 	}
-	switch len(name)<<8 | int(lowerASCII(name[0])) {
-	case 3<<8 | 's':
-		return foldEq(name, "svg")
-	case 3<<8 | 'x':
-		return foldEq(name, "xmp")
-	case 4<<8 | 'm':
-		return foldEq(name, "math") || foldEq(name, "meta")
-	case 5<<8 | 's':
-		return foldEq(name, "style")
-	case 5<<8 | 't':
-		return foldEq(name, "title")
-	case 6<<8 | 's':
-		return foldEq(name, "script")
-	case 6<<8 | 'i':
-		return foldEq(name, "iframe")
-	case 7<<8 | 'n':
-		return foldEq(name, "noembed")
-	case 8<<8 | 't':
-		return foldEq(name, "textarea")
-	case 8<<8 | 'n':
-		return foldEq(name, "noframes") || foldEq(name, "noscript")
-	case 9<<8 | 'p':
-		return foldEq(name, "plaintext")
+	for _, s := range stateTags {
+		if foldEq(name, s) {
+			return true
+		}
 	}
 	return false
 }
 
-// urlAttrLengths and stateTagLengths have, by first letter, a bit for
-// each length of the URL attribute names (urlAttrKind) and of the
-// element names changesState looks for: a test that passes over most
-// names with one load.
-var (
-	urlAttrLengths  = lengthsByFirstLetter("src", "href", "data", "cite", "ping", "style", "action", "poster", "srcset", "manifest", "longdesc", "formaction", "background", "xlink:href", "imagesrcset")
-	stateTagLengths = lengthsByFirstLetter("svg", "xmp", "math", "meta", "style", "title", "script", "iframe", "noembed", "textarea", "noframes", "noscript", "plaintext")
-)
+var stateTags = []string{"svg", "xmp", "math", "meta", "style", "title", "script", "iframe", "noembed", "textarea", "noframes", "noscript", "plaintext"}
 
-func lengthsByFirstLetter(names ...string) (t [256]uint64) {
-	for _, n := range names {
-		t[n[0]] |= 1 << len(n)
-		t[n[0]-'a'+'A'] |= 1 << len(n)
+// stateTagLengths is urlAttrLengths for the names of stateTags.
+var stateTagLengths = func() (t [256]uint64) {
+	for _, n := range stateTags {
+		t = addLength(t, n)
 	}
+	return t
+}()
+
+// addLength sets, in a table by first letter of either case, the bit for
+// the length of name.
+func addLength(t [256]uint64, name string) [256]uint64 {
+	t[name[0]] |= 1 << len(name)
+	t[name[0]-'a'+'A'] |= 1 << len(name)
 	return t
 }
 
