@@ -105,7 +105,7 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 			if n == len(urls) {
 				return 0
 			}
-			urls[n] = tagURL{a, kind}
+			urls[n] = tagURL{a.valStart, a.valEnd, kind}
 			n++
 		}
 	}
@@ -130,8 +130,8 @@ func plainEndTag(in []byte, i int) int {
 
 // tagURL is a URL attribute simpleTag found.
 type tagURL struct {
-	attrSpan
-	kind attrKind
+	valStart, valEnd int
+	kind             attrKind
 }
 
 // writeTag writes the tag whose URL attributes are urls, up to the last
