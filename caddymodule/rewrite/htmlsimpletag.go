@@ -7,12 +7,12 @@ import "bytes"
 // bytes.
 var fastPaths = true
 
-// simpleTag lexes the start tag at in[i] the way tagLexer does, in one pass and
-// without holding anything, when the tag is complete in in, is an element
-// that changes no lexer state (not script, style, title, svg, meta...)
-// and has at most a few URL attributes. It writes the tag's text from
-// in[*done:] with its URLs mapped, moves *done past what it wrote and
-// returns the index after the tag; 0 leaves the tag to markup, with
+// simpleTag lexes the start tag at in[i] the way tagLexer does, in one
+// pass and without holding anything, when the tag is complete in in, is
+// an element that changes no lexer state (not script, style, title, svg,
+// meta...) and has at most a few URL attributes. It writes the tag's text
+// from in[*done:] with its URLs mapped, moves *done past what it wrote
+// and returns the index after the tag; 0 leaves the tag to markup, with
 // nothing written.
 func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 	j := i + 1
