@@ -182,6 +182,3 @@ func addLength(t [256]uint64, name string) [256]uint64 {
 // valueGrowth is room enough for what mapping adds to most attribute
 // values (a few proxied prefixes); a longer one grows the sink's buffer.
 const valueGrowth = 512
-
-// spaces marks ASCII white space as the HTML tokenizer has it.
-var spaces = [256]bool{'\t': true, '\n': true, '\f': true, '\r': true, ' ': true}

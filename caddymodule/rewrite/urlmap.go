@@ -334,19 +334,13 @@ func (m *Mapper) mapDotted(rest string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if i := strings.IndexAny(rest, "?#"); i >= 0 {
-		want += rest[i:]
-	}
-	return want, true
+	return want + rest[pathEnd(rest):], true
 }
 
 // hasDotSegment reports whether the path part of ref, an absolute path,
 // has a "." or ".." segment in a spelling that browsers resolve.
 func hasDotSegment(ref string) bool {
-	p := dotsDecoded(ref)
-	if i := strings.IndexAny(p, "?#"); i >= 0 {
-		p = p[:i]
-	}
+	p := dotsDecoded(ref[:pathEnd(ref)])
 	for p != "" {
 		seg := p[1:] // p starts with "/"
 		p = ""
@@ -360,12 +354,18 @@ func hasDotSegment(ref string) bool {
 	return false
 }
 
+// pathEnd returns where the path part of ref ends: at its query or
+// fragment, or at its end.
+func pathEnd(ref string) int {
+	if i := strings.IndexAny(ref, "?#"); i >= 0 {
+		return i
+	}
+	return len(ref)
+}
+
 // slashed replaces back slashes with slashes in the path part of ref.
 func slashed(ref string) string {
-	end := strings.IndexAny(ref, "?#")
-	if end < 0 {
-		end = len(ref)
-	}
+	end := pathEnd(ref)
 	if !strings.Contains(ref[:end], "\\") {
 		return ref
 	}
@@ -392,10 +392,7 @@ func (m *Mapper) mapClimbing(ref string, doc *url.URL) (string, bool) {
 	if got == want {
 		return "", false
 	}
-	if i := strings.IndexAny(ref, "?#"); i >= 0 {
-		want += ref[i:]
-	}
-	return want, true
+	return want + ref[pathEnd(ref):], true
 }
 
 func isSlash(c byte) bool { return c == '/' || c == '\\' }
@@ -440,19 +437,13 @@ func schemeEnd[T string | []byte](s T) int {
 // containsDotSegment reports whether the path part of ref may hold a ".."
 // segment, spelled as browsers accept it (".", "%2e", "%2E").
 func containsDotSegment(ref string) bool {
-	if i := strings.IndexAny(ref, "?#"); i >= 0 {
-		ref = ref[:i]
-	}
-	return strings.Contains(dotsDecoded(ref), "..")
+	return strings.Contains(dotsDecoded(ref[:pathEnd(ref)]), "..")
 }
 
 // dotsDecoded spells "%2e" as "." in the path part of ref, as the URL
 // standard does when it looks for dot segments.
 func dotsDecoded(ref string) string {
-	end := strings.IndexAny(ref, "?#")
-	if end < 0 {
-		end = len(ref)
-	}
+	end := pathEnd(ref)
 	if !strings.Contains(ref[:end], "%2") {
 		return ref
 	}
@@ -472,6 +463,8 @@ func trimSpace(s string) (lead, core, trail string) {
 	return s[:i], s[i:j], s[j:]
 }
 
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
-}
+func isSpace(c byte) bool { return spaces[c] }
+
+// spaces marks ASCII white space as the HTML tokenizer and URL parsers
+// have it.
+var spaces = [256]bool{'\t': true, '\n': true, '\f': true, '\r': true, ' ': true}
