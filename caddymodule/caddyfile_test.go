@@ -38,18 +38,26 @@ func TestCaddyfileAdapt(t *testing.T) {
 			var pretty bytes.Buffer
 			json.Indent(&pretty, out, "", "\t")
 			pretty.WriteByte('\n')
-			golden := strings.TrimSuffix(in, ".caddyfile") + ".json"
-			if *update {
-				os.WriteFile(golden, pretty.Bytes(), 0o644)
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(pretty.Bytes(), want) {
-				t.Errorf("adapted JSON differs from %s:\n%s", golden, pretty.String())
-			}
+			checkGoldenFile(t, strings.TrimSuffix(in, ".caddyfile")+".json", pretty.Bytes())
 		})
+	}
+}
+
+// checkGoldenFile compares got with the golden file at path, or writes it
+// there with -update.
+func checkGoldenFile(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s:\n%s", path, got)
 	}
 }
 

@@ -91,20 +91,21 @@ func TestHeadInjectionGivesUpUnmodified(t *testing.T) {
 // TestInjectionGolden injects into real-world-shaped pages under
 // testdata/golden/inject and compares with the .out files.
 func TestInjectionGolden(t *testing.T) {
-	files, _ := filepath.Glob("../testdata/golden/inject/*.in.html")
-	if len(files) == 0 {
-		t.Skip("no golden pages")
+	files, err := filepath.Glob("../testdata/golden/inject/*.in.html")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden pages in testdata/golden/inject: %v", err)
 	}
 	for _, in := range files {
-		src, _ := os.ReadFile(in)
-		got, _ := inject(t, string(src), 512)
-		golden := strings.TrimSuffix(in, ".in.html") + ".out.html"
-		if *update {
-			os.WriteFile(golden, []byte(got), 0o644)
+		src, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
 		}
-		want, _ := os.ReadFile(golden)
-		if got != string(want) {
-			t.Errorf("%s: output differs from %s", in, golden)
+		for _, chunk := range []int{0, 1, 512} {
+			got, failure := inject(t, string(src), chunk)
+			if failure != "" {
+				t.Errorf("%s: injection failed: %s", in, failure)
+			}
+			checkGoldenFile(t, strings.TrimSuffix(in, ".in.html")+".out.html", []byte(got))
 		}
 	}
 }

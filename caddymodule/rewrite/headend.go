@@ -6,20 +6,20 @@ import "bytes"
 // before the real </head>, else at the start of the body (after an
 // explicit <body> tag, before the first element or text that opens the
 // body implicitly). A </head> inside a script, a comment, an attribute or
-// a title is not it. more is true when doc may be cut in the middle of
+// a title or a <template> is not it. more is true when doc may be cut in the middle of
 // what decides, and final says it is not. It reads the document with the
 // rewriter's lexer, which is several times faster than x/net/html's
 // tokenizer at this: it runs on every page the helpdesk serves.
 func HeadEnd(doc []byte, final bool) (at int, found, more bool) {
 	tag := tagLexer{nameOnly: true}
-	var rawIn string // the head element whose content is being read
+	templates := 0 // open <template>s: their content is inert, nothing in it decides
 	for i := 0; ; {
 		k, m := nextMarkup(doc, i)
 		if k > i { // text up to markup, or to the end
 			if m == matchNo && !final {
 				return 0, false, true // it may go on
 			}
-			if rawIn == "" && !isBlank(doc[i:k]) {
+			if templates == 0 && !isBlank(doc[i:k]) {
 				return i, true, false
 			}
 		}
@@ -28,14 +28,13 @@ func HeadEnd(doc []byte, final bool) (at int, found, more bool) {
 			return 0, false, !final
 		case m == matchMore && !final:
 			return 0, false, true // a tag cut short?
-		case m == matchMore && rawIn == "":
+		case m == matchMore && templates == 0:
 			return i, true, false // no: text, from the blank run before it
 		case m == matchMore:
 			return 0, false, false
 		}
 		i = k
-		switch {
-		case doc[i+1] == '!' || doc[i+1] == '?' || doc[i+1] == '/' && !isASCIIAlpha(doc[i+2]):
+		if doc[i+1] == '!' || doc[i+1] == '?' || doc[i+1] == '/' && !isASCIIAlpha(doc[i+2]) {
 			end := declarationEnd(doc, i)
 			if end < 0 {
 				return 0, false, !final
@@ -53,45 +52,43 @@ func HeadEnd(doc []byte, final bool) (at int, found, more bool) {
 		i += n
 		if endTag {
 			name := doc[start+2 : start+tag.nameEnd]
-			if rawIn != "" && foldEq(name, rawIn) {
-				rawIn = ""
-			} else if rawIn == "" && foldEq(name, "head") {
+			switch {
+			case templates > 0 && foldEq(name, "template"):
+				templates--
+			case templates == 0 && foldEq(name, "head"):
 				return start, true, false
 			}
 			continue
 		}
 		name := doc[start+1 : start+tag.nameEnd]
+		text := rawTextIn(name)
 		switch {
-		case headOnly(name):
+		case foldEq(name, "template"):
+			if !tag.selfClosing {
+				templates++
+			}
+			continue
+		case templates > 0 && text == "", headOnly(name):
+			continue
 		case foldEq(name, "body"):
 			if i == len(doc) && !final {
 				return 0, false, true
 			}
 			return i, true, false
-		case foldEq(name, "template"):
-			if !tag.selfClosing {
-				rawIn = "template"
-			}
-		default:
-			text := rawTextIn(name)
-			if text == "" {
-				return start, true, false // an element of the body
-			}
-			if !tag.selfClosing {
-				rawIn = text
-			}
-			// Up to the end tag, even after "<script/>": the tokenizer
-			// reads raw text after these whatever the slash says.
-			var m match
-			if text == "script" {
-				s := scriptData
-				i, m = s.end(doc, i)
-			} else {
-				i, m = findEndTag(doc, i, text)
-			}
-			if m != matchYes {
-				return 0, false, !final
-			}
+		case text == "":
+			return start, true, false // an element of the body
+		}
+		// Up to the end tag, even after "<script/>": the tokenizer reads
+		// raw text after these whatever the slash says.
+		var closed match
+		if text == "script" {
+			s := scriptData
+			i, closed = s.end(doc, i)
+		} else {
+			i, closed = findEndTag(doc, i, text)
+		}
+		if closed != matchYes {
+			return 0, false, !final
 		}
 	}
 }

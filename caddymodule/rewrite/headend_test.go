@@ -25,6 +25,8 @@ var headEndCases = []string{
 	`<html><head><title>t</title>`,
 	`<head><template><div></div></template></head>`,
 	`<head><template></head></template></head>`,
+	`<head><template><template><p></template>x<p></template></head>`,
+	`<head><template><script>"</template>"</script></template><link></head>`,
 	`<?xml version="1.0"?><!DOCTYPE html></ x><head></head>`,
 	`<head> a < b </head>`,
 	`<head></>`,
@@ -37,6 +39,17 @@ func TestHeadEndAgreesWithTokenizer(t *testing.T) {
 	for _, doc := range headEndCases {
 		checkHeadEnd(t, []byte(doc))
 	}
+	// Where the tokenizer version was wrong, the answer is written out.
+	for doc, want := range map[string]int{
+		`<head><template><div></div></template></head>`:                          38,
+		`<head><template><template><p></template>x<p></template></head>`:         55,
+		`<head><template><script>"</template>"</script></template><link></head>`: 63,
+		`<head><script/>var x;</script></head>`:                                  30,
+	} {
+		if at, found, _ := HeadEnd([]byte(doc), true); !found || at != want || doc[at:at+2] != "</" {
+			t.Errorf("HeadEnd(%q) = %d %v, want %d", doc, at, found, want)
+		}
+	}
 }
 
 func FuzzHeadEnd(f *testing.F) {
@@ -46,20 +59,23 @@ func FuzzHeadEnd(f *testing.F) {
 	f.Fuzz(func(t *testing.T, doc []byte) { checkHeadEnd(t, doc) })
 }
 
-// selfClosingRaw matches what the tokenizer-based oracle gets wrong: after
-// "<script/>" it reads raw text, which its caller took for the body.
-var selfClosingRaw = regexp.MustCompile(`(?i)<(script|style|title|noscript)[^>]*/>`)
+// oracleWrong matches what the tokenizer-based oracle gets wrong: after
+// "<script/>" it reads raw text, which its caller took for the body, and
+// it took a tag inside a <template> for the start of the body, which put
+// the script in the template's inert content.
+var oracleWrong = regexp.MustCompile(`(?i)<(script|style|title|noscript)[^>]*/>|<template`)
 
 // checkHeadEnd holds HeadEnd to what x/net/html's tokenizer finds in
 // doc, and to deciding nothing on a prefix of doc, as it arrives, that the
 // whole would not: it may decide sooner than the tokenizer, never later.
 func checkHeadEnd(t *testing.T, doc []byte) {
 	t.Helper()
-	if selfClosingRaw.Match(doc) || bytes.IndexByte(doc, 0) >= 0 || bytes.Contains(doc, []byte("\r")) {
+	if bytes.IndexByte(doc, 0) >= 0 || bytes.Contains(doc, []byte("\r")) {
 		return
 	}
 	at, found, more := HeadEnd(doc, true)
-	if wat, wfound, wmore := headEndTokenizer(doc, true); at != wat || found != wfound || more != wmore {
+	wat, wfound, wmore := headEndTokenizer(doc, true)
+	if !oracleWrong.Match(doc) && (at != wat || found != wfound || more != wmore) {
 		t.Fatalf("HeadEnd(%q) = %d %v %v, tokenizer %d %v %v", doc, at, found, more, wat, wfound, wmore)
 	}
 	for n := range len(doc) {
@@ -67,7 +83,7 @@ func checkHeadEnd(t *testing.T, doc []byte) {
 		if !pmore && (pat != at || pfound != found) {
 			t.Fatalf("HeadEnd(%q, not final) = %d %v, but the whole doc %q gives %d %v", doc[:n], pat, pfound, doc, at, found)
 		}
-		if _, wfound, _ := headEndTokenizer(doc[:n], false); wfound && !pfound {
+		if _, wfound, _ := headEndTokenizer(doc[:n], false); wfound && !pfound && !oracleWrong.Match(doc) {
 			t.Fatalf("HeadEnd(%q, not final) waits for more; the tokenizer does not", doc[:n])
 		}
 	}
