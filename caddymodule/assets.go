@@ -8,9 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/encode"
 )
 
 //go:embed hostjs/host.js hostjs/host.css
@@ -79,21 +82,11 @@ func (a *asset) serve(w http.ResponseWriter, r *http.Request, version string) er
 		h.Set("Cache-Control", "no-cache")
 	}
 	body, etag := a.body, a.etag
-	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+	if slices.Contains(encode.AcceptedEncodings(r, nil), "gzip") { // Caddy's reading of q-values
 		body, etag = a.gzipped, strings.TrimSuffix(a.etag, `"`)+`-gz"`
 		h.Set("Content-Encoding", "gzip")
 	}
 	h.Set("Etag", etag)
 	http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(body))
 	return nil
-}
-
-func acceptsGzip(accept string) bool {
-	for _, part := range strings.Split(accept, ",") {
-		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(name), "gzip") {
-			return !strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") || strings.Contains(params, "q=0.")
-		}
-	}
-	return false
 }

@@ -396,3 +396,30 @@ func splitToken(t *testing.T, msg string) (rest, token string) {
 	j := strings.Index(msg[i+10:], `"`)
 	return msg[:i] + msg[i+10+j+1:], msg[i+10 : i+10+j]
 }
+
+// TestHostScriptEncoding holds the host script's gzip to what the browser
+// accepts, q-values included (Caddy's reading of Accept-Encoding).
+func TestHostScriptEncoding(t *testing.T) {
+	tester := newGateway(t)
+	for accept, gz := range map[string]bool{
+		"gzip, deflate, br":  true,
+		"br;q=1, gzip;q=0.5": true,
+		"gzip; q = 0.5":      true,
+		"gzip;q=0":           false,
+		"gzip;Q=0.0":         false,
+		"identity":           false,
+		"":                   false,
+	} {
+		resp, _ := get(t, tester, "/_dashboard_apps/host.js", "Accept-Encoding", accept)
+		if got := resp.Header.Get("Content-Encoding") == "gzip"; resp.StatusCode != http.StatusOK || got != gz {
+			t.Errorf("Accept-Encoding %q: status %d, gzipped %v, want %v", accept, resp.StatusCode, got, gz)
+		}
+	}
+}
+
+func TestBarePrefixIsNoApp(t *testing.T) {
+	tester := newGateway(t)
+	if resp, body := get(t, tester, "/dashboard-apps"); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "No such app") {
+		t.Errorf("/dashboard-apps: %d %q", resp.StatusCode, body)
+	}
+}

@@ -255,7 +255,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		defer h.inflight.Add(-1)
 		return h.serveApp(w, r, path[len(h.Prefix):])
 	}
-	if path+"/" == h.Prefix {
+	if path == h.Prefix[:len(h.Prefix)-1] { // the prefix without its slash
 		return writePage(w, http.StatusNotFound, "No such app", "There is no dashboard app at this address.")
 	}
 	if strings.HasPrefix(r.URL.Path, h.Prefix) {

@@ -197,7 +197,8 @@ func withoutQueryParam(raw, name string) string {
 // per agent, so a busy page does not pay for a signature per request.
 func (p *appProxy) addIdentity(h http.Header, agent *profile, cred credentialKey) error {
 	account, role, _ := agent.accountFor(p.app)
-	key := assertionKey(cred, p.app.id)
+	k, n := contextKey('a', cred, 0, 0, p.app.id)
+	key := k[:n]
 	bp := entryBufs.Get().(*[]byte)
 	defer entryBufs.Put(bp)
 	var assertion string
@@ -225,10 +226,6 @@ func (p *appProxy) addIdentity(h http.Header, agent *profile, cred credentialKey
 // assertionReuse is how long a signed assertion is sent again; it is valid
 // for assertionLifetime, so an app always gets at least four minutes.
 const assertionReuse = time.Minute
-
-func assertionKey(cred credentialKey, app string) []byte {
-	return append(append([]byte{'a'}, cred[:]...), app...)
-}
 
 // cleanRequest removes what must never reach an app and restores what the
 // app set itself. orig is the browser's request, up the copy sent upstream.
