@@ -89,7 +89,7 @@ func (w *injectResponse) onHeader(status int) bodyTransform {
 		return w.transform(hd)
 	case http.StatusNotModified:
 		if w.isHTMLish(hd) || hd.Get("Content-Type") == "" {
-			markETag(hd, w.h.assets.version)
+			markETag(hd, etagMark(w.h.assets.version))
 		}
 	}
 	return nil
@@ -100,20 +100,21 @@ func (w *injectResponse) isHTMLish(hd http.Header) bool {
 }
 
 // transform sets up the injection for a 200 response, or returns nil to
-// serve it as it is.
+// serve it as it is. HEAD gets the headers GET would get.
 func (w *injectResponse) transform(hd http.Header) bodyTransform {
-	if !w.isHTMLish(hd) || w.r.Method != http.MethodGet {
+	if !w.isHTMLish(hd) || w.r.Method != http.MethodGet && w.r.Method != http.MethodHead {
 		return nil
 	}
-	decode, coding, ok := bodyDecoder(hd)
+	decode, coding, ok := prepareBody(hd, etagMark(w.h.assets.version))
 	if !ok {
 		w.h.injectFailed("the page is in an encoding the gateway cannot decode: "+coding, w.r)
 		return nil
 	}
 	nonce, integrity := adaptPageCSP(hd, requestOrigin(w.r), w.h.Prefix, w.h.assets.jsIntegrity)
+	if w.r.Method == http.MethodHead {
+		return nil
+	}
 	snippet := w.h.snippet(nonce, integrity)
-	dropUpstreamBodyHeaders(hd, decode != nil)
-	markETag(hd, w.h.assets.version)
 	build := func(dst io.Writer) bodyTransform {
 		return &headInjector{dst: dst, snippet: snippet, failed: func(reason string) { w.h.injectFailed(reason, w.r) }}
 	}
@@ -121,7 +122,7 @@ func (w *injectResponse) transform(hd http.Header) bodyTransform {
 		// The injector holds the head until it knows where the script
 		// goes and passes the rest through: holding its output gains
 		// nothing.
-		return build(w.ResponseWriter)
+		return directTransform{build(w.ResponseWriter), w.ResponseWriter}
 	}
 	return newBodyTransform(w.ResponseWriter, decode, build)
 }
@@ -160,15 +161,16 @@ func (h *Handler) injectFailed(reason string, r *http.Request) {
 // that a new host script version is a new page version.
 func etagMark(version string) string { return "-da" + version }
 
-// markETag makes the page's validator weak (the bytes are no longer the
-// helpdesk's) and specific to the host script version.
-func markETag(hd http.Header, version string) {
+// markETag makes a validator weak, as the bytes are no longer the
+// upstream's, and appends mark (for injected pages, etagMark: a new host
+// script version is a new page version).
+func markETag(hd http.Header, mark string) {
 	etag := hd.Get("Etag")
 	if etag == "" || !strings.HasSuffix(etag, `"`) {
 		return
 	}
 	etag = strings.TrimPrefix(etag, "W/")
-	hd.Set("Etag", "W/"+etag[:len(etag)-1]+etagMark(version)+`"`)
+	hd.Set("Etag", "W/"+etag[:len(etag)-1]+mark+`"`)
 }
 
 // unmarkETags undoes markETag in an If-None-Match value.

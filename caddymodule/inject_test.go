@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -159,3 +160,42 @@ func TestInjectedResponseHeaders(t *testing.T) {
 type handlerFunc func(http.ResponseWriter, *http.Request) error
 
 func (f handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// TestInjectedPageHeadIsLikeGet holds HEAD of a helpdesk page to the
+// headers GET gets: the validator marked, the helpdesk's length and coding
+// gone, the policy adapted to the host script.
+func TestInjectedPageHeadIsLikeGet(t *testing.T) {
+	h := &Handler{Prefix: defaultPrefix, assets: &hostAssets{version: "abc123", jsIntegrity: "sha256-xyz"}, snippetConfig: `{}`, injectFailOnce: new(sync.Once), logger: testLogger()}
+	var page bytes.Buffer
+	zw := gzip.NewWriter(&page)
+	io.WriteString(zw, "<html><head></head><body>hi</body></html>")
+	zw.Close()
+	next := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Length", strconv.Itoa(page.Len()))
+		w.Header().Set("Etag", `"v1"`)
+		w.Header().Set("Content-Security-Policy", "default-src 'self'")
+		w.WriteHeader(http.StatusOK) // as Caddy's reverse proxy does, body or not
+		if r.Method == http.MethodGet {
+			w.Write(page.Bytes())
+		}
+		return nil
+	})
+	headers := map[string]http.Header{}
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		rec := httptest.NewRecorder()
+		if err := h.serveInjected(rec, httptest.NewRequest(method, "http://helpdesk.test/app/accounts/1", nil), next); err != nil {
+			t.Fatal(err)
+		}
+		headers[method] = rec.Result().Header
+	}
+	for _, name := range []string{"Etag", "Content-Length", "Content-Encoding", "Content-Security-Policy"} {
+		if get, head := headers["GET"].Get(name), headers["HEAD"].Get(name); get != head {
+			t.Errorf("%s: GET %q, HEAD %q", name, get, head)
+		}
+	}
+	if got := headers["HEAD"].Get("Etag"); got != `W/"v1-daabc123"` {
+		t.Errorf("HEAD ETag = %q", got)
+	}
+}

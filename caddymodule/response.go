@@ -140,16 +140,11 @@ func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
 	default:
 		return nil
 	}
-	decode, coding, ok := bodyDecoder(h)
+	decode, coding, ok := prepareBody(h, "")
 	if !ok {
 		w.p.logger.Debug("not rewriting a response in an encoding the gateway cannot decode",
 			zap.String("content_encoding", coding), zap.String("path", w.doc.Path))
 		return nil
-	}
-	dropUpstreamBodyHeaders(h, decode != nil)
-	// The bytes differ from the app's, so its validator is only weakly equal.
-	if etag := h.Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
-		h.Set("Etag", "W/"+etag)
 	}
 	if w.head {
 		return nil // the same headers as GET would get, and no body
@@ -163,6 +158,18 @@ func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
 func mediaTypeOf(h http.Header) string {
 	ct, _, _ := strings.Cut(h.Get("Content-Type"), ";")
 	return strings.ToLower(strings.TrimSpace(ct))
+}
+
+// prepareBody readies the header of a response whose body the gateway
+// changes: it returns the decoder of the body's coding (nil for none), or
+// false when it cannot decode it; else it drops what describes the
+// upstream's bytes and makes the validator weak, with etagMark appended.
+func prepareBody(h http.Header, etagMark string) (decode func(io.Reader) (io.Reader, error), coding string, ok bool) {
+	if decode, coding, ok = bodyDecoder(h); ok {
+		dropUpstreamBodyHeaders(h, decode != nil)
+		markETag(h, etagMark)
+	}
+	return decode, coding, ok
 }
 
 // bodyDecoder returns the decoder of a body's Content-Encoding (nil when
@@ -370,16 +377,25 @@ func (t *decodingTransform) Close() error {
 	return err
 }
 
-// flushBody flushes a body transform and the connection; a heldOutput
-// flushes the connection itself, soon after.
+// flushBody flushes a body transform, which flushes the connection (a
+// heldOutput soon after), or else the connection.
 func flushBody(body bodyTransform, w http.ResponseWriter) error {
 	if body != nil {
-		if err := body.Flush(); err != nil {
-			return err
-		}
-		if _, held := body.(*heldTransform); held {
-			return nil
-		}
+		return body.Flush()
 	}
 	return http.NewResponseController(w).Flush()
+}
+
+// directTransform is a transform that writes straight to the response:
+// its Flush flushes the connection after it.
+type directTransform struct {
+	bodyTransform
+	rw http.ResponseWriter
+}
+
+func (t directTransform) Flush() error {
+	if err := t.bodyTransform.Flush(); err != nil {
+		return err
+	}
+	return http.NewResponseController(t.rw).Flush()
 }
