@@ -402,15 +402,22 @@ type refMapper struct {
 
 // appendRef appends to dst the mapped form of ref, or ref itself.
 func (rm *refMapper) appendRef(dst, ref []byte) []byte {
-	if !rm.absOnly {
-		if out, ok := rm.m.appendPlain(dst, ref); ok {
-			return out
-		}
+	if out, ok := rm.plain(dst, ref); ok {
+		return out
 	}
 	if mapped, ok := rm.mapRef(ref); ok {
 		return append(dst, mapped...)
 	}
 	return append(dst, ref...)
+}
+
+// plain is the Mapper's fast path, where it applies: not behind a <base>
+// on another origin, and not when tests turn the shortcuts off.
+func (rm *refMapper) plain(dst, ref []byte) ([]byte, bool) {
+	if rm.absOnly || !fastPaths {
+		return dst, false
+	}
+	return rm.m.appendPlain(dst, ref)
 }
 
 // mapRef is MapRef behind a test that passes over, without converting

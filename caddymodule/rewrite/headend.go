@@ -120,13 +120,11 @@ func declarationEnd(doc []byte, i int) int {
 	b := doc[i:]
 	switch {
 	case bytes.HasPrefix(b, []byte("<!--")):
-		switch {
-		case len(b) < 5 || b[4] == '-' && len(b) < 6:
+		switch n := shortComment(b); {
+		case n < 0:
 			return -1
-		case b[4] == '>':
-			return i + len("<!-->")
-		case b[4] == '-' && b[5] == '>':
-			return i + len("<!--->")
+		case n > 0:
+			return i + n
 		}
 		if end := commentEnd(b[4:]); end >= 0 {
 			return i + 4 + end

@@ -233,16 +233,28 @@ func (r *HTMLRewriter) declaration(in []byte, i int) (int, bool) {
 // commentStart handles the comments that end as they start: "<!-->" and
 // "<!--->".
 func (r *HTMLRewriter) commentStart(in []byte, i int) (int, bool) {
-	b := in[i:]
-	switch {
-	case len(b) < 5 || b[4] == '-' && len(b) < 6:
+	switch n := shortComment(in[i:]); {
+	case n < 0:
 		return i, false
-	case b[4] == '>':
-		return r.pass(in, i, len("<!-->"), inData)
-	case b[4] == '-' && b[5] == '>':
-		return r.pass(in, i, len("<!--->"), inData)
+	case n > 0:
+		return r.pass(in, i, n, inData)
 	}
 	return r.pass(in, i, len("<!--"), inComment)
+}
+
+// shortComment returns, for b starting with "<!--", the length of the
+// comment when it ends as it starts ("<!-->", "<!--->"), 0 when it goes
+// on, or -1 when b is too short to tell.
+func shortComment(b []byte) int {
+	switch {
+	case len(b) < 5 || b[4] == '-' && len(b) < 6:
+		return -1
+	case b[4] == '>':
+		return len("<!-->")
+	case b[4] == '-' && b[5] == '>':
+		return len("<!--->")
+	}
+	return 0
 }
 
 // commentEnd returns the index after the "-->" or "--!>" that ends the
@@ -972,13 +984,11 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // the decoded reference but writes back the raw bytes of the parts that
 // MapRef keeps, so only the replaced part is new (and escaped).
 func (rm *refMapper) appendAttrRef(dst, raw []byte) []byte {
-	if !rm.absOnly && fastPaths {
-		// appendPlain leaves alone what a character reference may spell
-		// differently, but for the query and fragment ("?a=1&amp;b=2"),
-		// which MapRef keeps as they are.
-		if out, ok := rm.m.appendPlain(dst, raw); ok {
-			return out
-		}
+	// appendPlain leaves alone what a character reference may spell
+	// differently, but for the query and fragment ("?a=1&amp;b=2"), which
+	// MapRef keeps as they are.
+	if out, ok := rm.plain(dst, raw); ok {
+		return out
 	}
 	d := rm.dec.decode(raw)
 	mapped, ok := rm.mapRef(d.text)

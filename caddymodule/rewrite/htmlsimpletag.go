@@ -161,7 +161,8 @@ func changesState(name []byte) bool {
 	return false
 }
 
-var stateTags = []string{"svg", "xmp", "math", "meta", "style", "title", "script", "iframe", "noembed", "textarea", "noframes", "noscript", "plaintext"}
+// stateTags are the elements openElement and startTag treat specially.
+var stateTags = append([]string{"svg", "math", "meta", "style", "script", "plaintext"}, rawTextElements...)
 
 // stateTagLengths is urlAttrLengths for the names of stateTags.
 var stateTagLengths = func() (t [256]uint64) {

@@ -16,7 +16,7 @@ import (
 // It is immutable after NewMapper and safe for concurrent use.
 type Mapper struct {
 	scheme  string   // "http" or "https"
-	origins []string // "scheme://host[:port]" spellings of the app's origin, lower-case
+	origin  string   // "scheme://host[:port]", lower-case
 	hosts   []string // "host[:port]" spellings, for protocol-relative URLs
 	base    string   // upstream base path, always ending in "/"
 	proxied string   // proxied prefix of the app, e.g. "/dashboard-apps/orders/"
@@ -42,10 +42,7 @@ func NewMapper(upstream *url.URL, proxied string) *Mapper {
 	} else {
 		hosts = []string{host + ":" + port}
 	}
-	m := &Mapper{scheme: scheme, hosts: hosts, base: upstream.EscapedPath(), proxied: proxied}
-	for _, h := range hosts {
-		m.origins = append(m.origins, scheme+"://"+h)
-	}
+	m := &Mapper{scheme: scheme, hosts: hosts, origin: scheme + "://" + hosts[0], base: upstream.EscapedPath(), proxied: proxied}
 	if !strings.HasSuffix(m.base, "/") {
 		m.base += "/"
 	}
@@ -59,7 +56,7 @@ func (m *Mapper) Base() string { return m.base }
 func (m *Mapper) Proxied() string { return m.proxied }
 
 // Origin is the app's upstream origin, "scheme://host[:port]".
-func (m *Mapper) Origin() string { return m.origins[0] }
+func (m *Mapper) Origin() string { return m.origin }
 
 // UpstreamURL maps a proxied path (with optional query) back to the
 // absolute URL on the app's origin. ok is false when p is not under the
@@ -68,7 +65,7 @@ func (m *Mapper) UpstreamURL(p string) (string, bool) {
 	if !strings.HasPrefix(p, m.proxied) {
 		return "", false
 	}
-	return m.origins[0] + m.base + p[len(m.proxied):], true
+	return m.origin + m.base + p[len(m.proxied):], true
 }
 
 // ErrPathEscapes is returned by UpstreamPath for a request path that would
@@ -237,11 +234,7 @@ func (m *Mapper) appendAuthority(dst, ref []byte, i int) ([]byte, bool) {
 		if end == len(ref) || ref[end] != '/' {
 			return dst, false
 		}
-		out, ok := m.appendPath(dst, ref[end:])
-		if ok && string(out[len(dst):]) == string(ref[end:]) {
-			return dst, false // left alone as a path would be: MapRef decides for the whole URL
-		}
-		return out, ok
+		return m.appendUnderBase(dst, ref[end:])
 	}
 	return append(dst, ref...), true
 }
@@ -254,18 +247,22 @@ var hostBytes = func() (t [256]bool) {
 	return t
 }()
 
-// appendPath is appendPlain for a root-relative ref.
+// appendPath is appendPlain for a root-relative ref: one already proxied
+// stays as it is (the app honours X-Forwarded-Prefix).
 func (m *Mapper) appendPath(dst, ref []byte) ([]byte, bool) {
-	if len(ref) > 1 && isSlash(ref[1]) || !plainPath(ref) {
+	if hasPrefixString(ref, m.proxied) || len(ref)+1 == len(m.proxied) && string(ref) == m.proxied[:len(ref)] {
+		return append(dst, ref...), true
+	}
+	return m.appendUnderBase(dst, ref)
+}
+
+// appendUnderBase maps a plain path under the app's base path to its
+// proxied path; anything else is MapRef's to decide.
+func (m *Mapper) appendUnderBase(dst, path []byte) ([]byte, bool) {
+	if len(path) > 1 && isSlash(path[1]) || !plainPath(path) || !hasPrefixString(path, m.base) {
 		return dst, false
 	}
-	switch {
-	case hasPrefixString(ref, m.proxied) || len(ref)+1 == len(m.proxied) && string(ref) == m.proxied[:len(ref)]:
-		return append(dst, ref...), true // already proxied
-	case hasPrefixString(ref, m.base):
-		return append(append(dst, m.proxied...), ref[len(m.base):]...), true
-	}
-	return dst, false // around the base path: MapRef's rules
+	return append(append(dst, m.proxied...), path[len(m.base):]...), true
 }
 
 // plainPath reports whether the path of ref, up to its query or fragment,
