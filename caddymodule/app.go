@@ -33,7 +33,6 @@ type App struct {
 	identity *identityKey
 	state    *sharedState
 	stateKey string
-	logger   *zap.Logger
 }
 
 // ContextConfig configures how appContext payloads are cached.
@@ -57,14 +56,14 @@ func (App) CaddyModule() caddy.ModuleInfo {
 
 // Provision validates the registry and takes the shared state.
 func (a *App) Provision(ctx caddy.Context) error {
-	a.logger = ctx.Logger()
+	logger := ctx.Logger()
 	size, err := a.validate()
 	if err != nil {
 		return err
 	}
 	for _, app := range a.ordered {
 		if app.TLS != nil && app.TLS.InsecureSkipVerify {
-			a.logger.Warn("TLS certificate verification is off for this app: anyone on the network path to it can read and change its traffic; use tls ca_file instead",
+			logger.Warn("TLS certificate verification is off for this app: anyone on the network path to it can read and change its traffic; use tls ca_file instead",
 				zap.String("app", app.id), zap.String("url", app.URL))
 		}
 	}
@@ -125,9 +124,6 @@ func (a *App) Start() error { return nil }
 
 // Stop implements caddy.App.
 func (a *App) Stop() error { return nil }
-
-// Ordered returns the apps in tab order. The slice must not be modified.
-func (a *App) Ordered() []*AppConfig { return a.ordered }
 
 // Interface guards.
 var (

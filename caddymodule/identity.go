@@ -29,7 +29,6 @@ const identityKeyPath = "dashboard_apps/identity/ed25519.pem"
 // identityKey is the gateway's signing key and its published form.
 type identityKey struct {
 	signer jose.Signer
-	kid    string
 	jwks   []byte // the JWK Set at /_dashboard_apps/jwks.json
 }
 
@@ -96,7 +95,7 @@ func parseIdentityKey(pemBytes []byte) (*identityKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &identityKey{signer: signer, kid: pub.KeyID, jwks: jwks}, nil
+	return &identityKey{signer: signer, jwks: jwks}, nil
 }
 
 // secretSigner signs with an app's identity_secret (HS256).

@@ -259,11 +259,7 @@ func (p *appProxy) cleanRequest(up, orig *http.Request) {
 // CSRF checks in app frameworks (which compare them with Host) pass. A
 // request from any other origin keeps what the browser said.
 func (p *appProxy) mapOrigin(h http.Header, orig *http.Request) {
-	scheme := "http"
-	if orig.TLS != nil {
-		scheme = "https"
-	}
-	self := scheme + "://" + orig.Host
+	self := requestOrigin(orig)
 	if o := h.Get("Origin"); o != "" && strings.EqualFold(o, self) {
 		h.Set("Origin", p.mapper.Origin())
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -197,9 +198,6 @@ func parseAppURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// ID is the app's id, its key in the registry.
-func (a *AppConfig) ID() string { return a.id }
-
 // format is the effective message format.
 func (a *AppConfig) format() string {
 	if a.MessageFormat == "" {
@@ -218,29 +216,13 @@ func (a *AppConfig) timeout() Duration {
 
 // inAccount reports whether the app is shown in account.
 func (a *AppConfig) inAccount(account int) bool {
-	if len(a.Accounts) == 0 {
-		return true
-	}
-	for _, acc := range a.Accounts {
-		if acc == account {
-			return true
-		}
-	}
-	return false
+	return len(a.Accounts) == 0 || slices.Contains(a.Accounts, account)
 }
 
 // inInbox reports whether the app's tab shows for a conversation in inbox
 // (0: unknown, which shows only apps for every inbox).
 func (a *AppConfig) inInbox(inbox int) bool {
-	if len(a.Inboxes) == 0 {
-		return true
-	}
-	for _, i := range a.Inboxes {
-		if i == inbox {
-			return true
-		}
-	}
-	return false
+	return len(a.Inboxes) == 0 || slices.Contains(a.Inboxes, inbox)
 }
 
 // validateApps validates every app of a registry and returns them in tab
