@@ -149,32 +149,31 @@ func (p policy) String() string {
 
 // extendPolicies extends each comma-separated policy of a header value.
 func extendPolicies(value, origin, prefix, nonce, jsHash string) (string, bool) {
+	allowsOrigin := func(d *directive) bool {
+		for _, t := range d.tokens {
+			if t == "'self'" || t == "*" || strings.EqualFold(strings.TrimRight(t, "/"), origin) {
+				return !d.has("'strict-dynamic'")
+			}
+		}
+		return false
+	}
+	// allowsOwn: the host script and its stylesheet load by the page's
+	// nonce or from the helpdesk's origin.
+	allowsOwn := func(d *directive) bool {
+		return (nonce != "" && d.has("'nonce-"+nonce+"'")) || allowsOrigin(d)
+	}
 	policies := strings.Split(value, ",")
 	changed, hashed := false, false
 	for i, raw := range policies {
 		p := parsePolicy(raw)
-		allowsOrigin := func(d *directive) bool {
-			for _, t := range d.tokens {
-				if t == "'self'" || t == "*" || strings.EqualFold(strings.TrimRight(t, "/"), origin) {
-					return !d.has("'strict-dynamic'")
-				}
-			}
-			return false
-		}
-		allowsScript := func(d *directive) bool {
-			return (nonce != "" && d.has("'nonce-"+nonce+"'")) || allowsOrigin(d)
-		}
-		if s := p.effective("script-src-elem", "script-src", "default-src"); s != nil && !allowsScript(s) {
-			p.need("'"+jsHash+"'", allowsScript, "script-src", "script-src-elem", "script-src", "default-src")
+		if s := p.effective("script-src-elem", "script-src", "default-src"); s != nil && !allowsOwn(s) {
+			p.need("'"+jsHash+"'", allowsOwn, "script-src", "script-src-elem", "script-src", "default-src")
 			if !s.has("'strict-dynamic'") { // which ignores host sources
-				p.need(origin+ownPrefix+"host.js", allowsScript, "script-src", "script-src-elem", "script-src", "default-src")
+				p.need(origin+ownPrefix+"host.js", allowsOwn, "script-src", "script-src-elem", "script-src", "default-src")
 			}
 			hashed = true
 		}
-		allowsStyle := func(d *directive) bool {
-			return (nonce != "" && d.has("'nonce-"+nonce+"'")) || allowsOrigin(d)
-		}
-		p.need(origin+ownPrefix+"host.css", allowsStyle, "style-src", "style-src-elem", "style-src", "default-src")
+		p.need(origin+ownPrefix+"host.css", allowsOwn, "style-src", "style-src-elem", "style-src", "default-src")
 		p.need(origin+ownPrefix, allowsOrigin, "connect-src", "connect-src", "default-src")
 		p.need(origin+prefix, allowsOrigin, "frame-src", "frame-src", "child-src", "default-src")
 		if p.changed() {

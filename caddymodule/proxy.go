@@ -158,14 +158,14 @@ func (p *appProxy) proxyError(w http.ResponseWriter, rw *appResponse, r *http.Re
 	if errors.As(err, &he) && he.StatusCode != 0 {
 		status = he.StatusCode
 	}
-	p.statuses.count(0)
 	if status == 499 || r.Context().Err() != nil {
 		return nil // the browser went away; nobody is left to tell
 	}
 	p.logger.Error("proxying to the app failed", zap.String("url", p.app.URL), zap.Int("status", status), zap.Error(err))
 	if rw.wroteHeader {
-		return nil // the response is under way; all that can be done is end it
+		return nil // the response is under way (its status counted); all that can be done is end it
 	}
+	p.statuses.count(0)
 	title, text := "App unavailable", fmt.Sprintf("%s is not answering right now. Try again in a moment; if it persists, tell your administrator.", p.app.Name)
 	if status == http.StatusGatewayTimeout {
 		title, text = "App timed out", fmt.Sprintf("%s took too long to answer. Try again in a moment; if it persists, tell your administrator.", p.app.Name)
