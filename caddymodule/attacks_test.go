@@ -29,32 +29,6 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// send is get with any method and body.
-func send(t *testing.T, tester *caddytest.Tester, method, path string, body io.Reader, header ...string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, gatewayBase+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hasCookie := false
-	for i := 0; i+1 < len(header); i += 2 {
-		hasCookie = hasCookie || header[i] == "Cookie"
-		if header[i+1] != "" {
-			req.Header.Add(header[i], header[i+1])
-		}
-	}
-	if !hasCookie {
-		req.Header.Set("Cookie", agentCookie)
-	}
-	resp, err := tester.Client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
-}
-
 // rawExchange writes raw bytes to the gateway on a new connection and
 // returns the responses it reads back until the connection closes or
 // stays quiet for half a second.

@@ -46,21 +46,30 @@ func settledGoroutines(closers ...func()) int {
 // back to baseline (within goroutineSlack).
 func expectNoGoroutineLeak(t *testing.T, what string, baseline int, closers ...func()) {
 	t.Helper()
-	now := 0
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if now = settledGoroutines(closers...); now <= baseline+goroutineSlack || time.Now().After(deadline) {
-			break
-		}
+	if now, ok := waitGoroutines(baseline, goroutineSlack, 3*time.Second, 50*time.Millisecond, closers...); !ok {
+		t.Errorf("%s: %d goroutines left behind (%d before, %d after); most common:\n%s", what, now-baseline, baseline, now, topGoroutines(8))
 	}
-	if now > baseline+goroutineSlack {
-		t.Errorf("%s: %d goroutines left behind (%d before, %d after); most common:\n%s", what, now-baseline, baseline, now, topGoroutines())
+}
+
+// waitGoroutines waits up to within, looking every so often, for the
+// goroutine count to come back to baseline+slack, and returns the last
+// count and whether it did.
+func waitGoroutines(baseline, slack int, within, every time.Duration, closers ...func()) (int, bool) {
+	for deadline := time.Now().Add(within); ; time.Sleep(every) {
+		now := settledGoroutines(closers...)
+		if now <= baseline+slack {
+			return now, true
+		}
+		if time.Now().After(deadline) {
+			return now, false
+		}
 	}
 }
 
 // topGoroutines counts the live goroutines by their innermost function
-// outside the runtime.
-func topGoroutines() string {
-	buf := make([]byte, 16<<20)
+// outside the runtime, and lists the n most common.
+func topGoroutines(n int) string {
+	buf := make([]byte, 64<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	counts := map[string]int{}
 	for _, g := range strings.Split(string(buf), "\n\n") {
@@ -82,7 +91,7 @@ func topGoroutines() string {
 	sort.Slice(keys, func(i, j int) bool { return counts[keys[i]] > counts[keys[j]] })
 	var b strings.Builder
 	for i, k := range keys {
-		if i == 8 {
+		if i == n {
 			break
 		}
 		fmt.Fprintf(&b, "%5d %s\n", counts[k], k)

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -316,25 +315,34 @@ var currentTester *caddytest.Tester
 // Cookie of its own (anonymous: "Cookie", "").
 func get(t *testing.T, tester *caddytest.Tester, path string, header ...string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, gatewayBase+path, nil)
+	return send(t, tester, http.MethodGet, path, nil, header...)
+}
+
+// send is get with any method and body (a request with a body is not
+// resent after a reload closes its connection).
+func send(t *testing.T, tester *caddytest.Tester, method, path string, body io.Reader, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, gatewayBase+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(header, "Cookie") {
-		req.Header.Set("Cookie", agentCookie)
-	}
+	hasCookie := false
 	for i := 0; i+1 < len(header); i += 2 {
+		hasCookie = hasCookie || header[i] == "Cookie"
 		if header[i+1] != "" {
 			req.Header.Add(header[i], header[i+1])
 		}
 	}
+	if !hasCookie {
+		req.Header.Set("Cookie", agentCookie)
+	}
 	resp, err := doAsBrowser(tester.Client, req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }
 
 func TestProxyFixesFramingAndOriginWideHeaders(t *testing.T) {
@@ -564,13 +572,10 @@ func TestProxyStreamsRewrittenPages(t *testing.T) {
 // adminDo sends a request to Caddy's admin API and returns its status and body.
 func adminDo(t *testing.T, method, path, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://localhost:2999"+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	status, b, err := adminRequest(method, path, body)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
 	// A config change replaces Caddy's servers and closes their idle
 	// keep-alive connections; a request sent on one just then reads EOF
 	// (browsers retry those). Start the next requests on new connections.
@@ -580,12 +585,24 @@ func adminDo(t *testing.T, method, path, body string) (int, string) {
 			currentTester.Client.CloseIdleConnections()
 		}
 	}
-	b, _ := io.ReadAll(resp.Body)
 	var apiErr struct{ Error string }
 	if json.Unmarshal(b, &apiErr) == nil && apiErr.Error != "" {
-		return resp.StatusCode, apiErr.Error
+		return status, apiErr.Error
 	}
-	return resp.StatusCode, string(b)
+	return status, string(b)
+}
+
+// adminRequest sends a JSON request to the test Caddy's admin API.
+func adminRequest(method, path, body string) (int, []byte, error) {
+	req, _ := http.NewRequest(method, "http://localhost:2999"+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
 }
 
 func TestAdminAPIManagesAppsAtRuntime(t *testing.T) {

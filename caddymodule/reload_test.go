@@ -6,9 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"runtime"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -30,8 +27,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 		fmt.Sscanf(v, "%d", &seconds)
 	}
 	newGateway(t)
-	runtime.GC()
-	baseline := runtime.NumGoroutine()
+	baseline := settledGoroutines()
 
 	transport := &http.Transport{MaxIdleConnsPerHost: 200, MaxConnsPerHost: 200}
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
@@ -122,71 +118,19 @@ func TestReloadsUnderLoad(t *testing.T) {
 	transport.CloseIdleConnections()
 	adminReload(t, http.MethodPut, "/config/apps/dashboard_apps/apps/churn-final", fmt.Sprintf(`{"name":"F","url":%q}`, appServer.URL+"/"))
 	adminReload(t, http.MethodDelete, "/config/apps/dashboard_apps/apps/churn-final", "")
-	settled := false
-	var now int
-	for i := 0; i < 100 && !settled; i++ {
-		runtime.GC()
-		now = runtime.NumGoroutine()
-		settled = now <= baseline+10
-		if !settled {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if !settled {
-		t.Errorf("goroutines: %d before, %d after\n%s", baseline, now, goroutineSummary())
+	if now, ok := waitGoroutines(baseline, 10, 10*time.Second, 100*time.Millisecond); !ok {
+		t.Errorf("goroutines: %d before, %d after\n%s", baseline, now, topGoroutines(12))
 	}
 }
 
 // adminReload makes an admin API change; a refused one fails the test.
 func adminReload(t *testing.T, method, path, body string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://localhost:2999"+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	// Errorf, not Fatalf: the load goroutines must still be stopped.
+	status, b, err := adminRequest(method, path, body)
 	if err != nil {
 		t.Errorf("%s %s: %v", method, path, err)
-		return
+	} else if status != 200 {
+		t.Errorf("%s %s: %d %s", method, path, status, b)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-}
-
-// goroutineSummary counts the live goroutines by the function they are
-// blocked in, most first.
-func goroutineSummary() string {
-	buf := make([]byte, 64<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	counts := map[string]int{}
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		lines := strings.Split(g, "\n")
-		key := ""
-		for i := 1; i+1 < len(lines) && key == ""; i += 2 {
-			fn := lines[i]
-			if !strings.HasPrefix(fn, "runtime.") && !strings.HasPrefix(fn, "internal/") && !strings.HasPrefix(fn, "sync.") {
-				key, _, _ = strings.Cut(fn, "(0x")
-				key = strings.TrimSuffix(key, "(...)")
-			}
-		}
-		counts[key]++
-	}
-	type kv struct {
-		k string
-		n int
-	}
-	var all []kv
-	for k, n := range counts {
-		all = append(all, kv{k, n})
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].n > all[j].n })
-	var b strings.Builder
-	for i, e := range all {
-		if i == 12 {
-			break
-		}
-		fmt.Fprintf(&b, "%6d %s\n", e.n, e.k)
-	}
-	return b.String()
 }
