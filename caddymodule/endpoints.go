@@ -243,8 +243,7 @@ func (h *Handler) contextToken(agent *profile, app *AppConfig, account int64, pa
 // and caches it under key; it returns the entry's header and payload. It
 // runs detached from the request, which other requests may be waiting on.
 func (h *Handler) fetchContext(r *http.Request, cred credentialKey, key []byte, account, conv int64) (header, payload []byte, err error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), helpdeskTimeout)
-	defer cancel()
+	ctx := context.WithoutCancel(r.Context()) // the client's timeout bounds the calls
 	agentc := make(chan error, 1)
 	var agent *profile
 	go func() {
@@ -252,9 +251,7 @@ func (h *Handler) fetchContext(r *http.Request, cred credentialKey, key []byte, 
 		agent, err = h.agent(r, cred)
 		agentc <- err
 	}()
-	c, convErr := timedHelpdesk(h, func() (*conversation, error) {
-		return h.helpdesk.conversation(ctx, h.credentialsOf(r), account, conv)
-	})
+	c, convErr := h.helpdesk.conversation(ctx, h.credentialsOf(r), account, conv)
 	if err := <-agentc; err != nil {
 		return nil, nil, err // the agent's own standing comes first: 401 before 404
 	}
@@ -279,9 +276,7 @@ func (h *Handler) agent(r *http.Request, cred credentialKey) (*profile, error) {
 	}
 	key := profileKey(cred)
 	v, err, _ := h.state.flight.Do(string(key[:]), func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), helpdeskTimeout)
-		defer cancel()
-		p, err := timedHelpdesk(h, func() (*profile, error) { return h.helpdesk.profile(ctx, h.credentialsOf(r)) })
+		p, err := h.helpdesk.profile(context.WithoutCancel(r.Context()), h.credentialsOf(r))
 		if err != nil {
 			return nil, err
 		}
@@ -292,14 +287,6 @@ func (h *Handler) agent(r *http.Request, cred credentialKey) (*profile, error) {
 		return nil, err
 	}
 	return v.(*profile), nil
-}
-
-// timedHelpdesk records the latency of a helpdesk API call.
-func timedHelpdesk[T any](h *Handler, call func() (T, error)) (T, error) {
-	start := time.Now()
-	v, err := call()
-	h.metrics.helpdeskLatency.Observe(time.Since(start).Seconds())
-	return v, err
 }
 
 // appEntry is one app in the /apps answer.

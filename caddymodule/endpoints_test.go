@@ -113,7 +113,7 @@ func newTestHandler(t testing.TB, helpdeskURL string, ttl time.Duration) *Handle
 	}
 	h := &Handler{
 		Prefix: defaultPrefix, webhookSecret: "hook-secret",
-		helpdesk: newHelpdeskClient(helpdeskURL), state: state, ttl: ttl, metrics: m,
+		helpdesk: newHelpdeskClient(helpdeskURL, m.helpdeskLatency), state: state, ttl: ttl, metrics: m,
 		credentialHeaders: []string{"Authorization", "Api_access_token"},
 		registry:          &App{identity: identity, state: state}, logger: testLogger(),
 		apps: map[string]*appProxy{},

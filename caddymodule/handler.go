@@ -104,6 +104,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := validatePrefix(h.Prefix); err != nil {
 		return err
 	}
+	metrics, err := registerMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("dashboard_apps: registering metrics: %v", err)
+	}
+	h.metrics = metrics
 	repl := caddy.NewReplacer() // global placeholders: {env.*}, {file.*}, ...
 	if h.WebhookSecret != "" {
 		secret, err := repl.ReplaceOrErr(h.WebhookSecret, true, true)
@@ -118,7 +123,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			return fmt.Errorf("dashboard_apps: helpdesk_api %q: must be an absolute http or https URL without credentials, such as http://127.0.0.1:3000", h.HelpdeskAPI)
 		}
-		h.helpdesk = newHelpdeskClient(api)
+		h.helpdesk = newHelpdeskClient(api, metrics.helpdeskLatency)
 	}
 	if h.ConversationRoute == "" {
 		h.ConversationRoute = defaultConversationRoute
@@ -140,11 +145,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.credentialHeaders = append(h.credentialHeaders, http.CanonicalHeaderKey(name))
 	}
-	metrics, err := registerMetrics(ctx.GetMetricsRegistry())
-	if err != nil {
-		return fmt.Errorf("dashboard_apps: registering metrics: %v", err)
-	}
-	h.metrics = metrics
 
 	appIface, err := ctx.App("dashboard_apps")
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
 )
 
@@ -139,22 +141,24 @@ func (e *helpdeskError) passThrough() bool {
 
 // helpdeskClient calls the helpdesk's Chatwoot-compatible API.
 type helpdeskClient struct {
-	base   string // without a trailing slash
-	client *http.Client
+	base    string // without a trailing slash
+	client  *http.Client
+	latency prometheus.Observer // of every call
 }
 
+// helpdeskTimeout bounds every helpdesk API call, answer read included.
 const helpdeskTimeout = 10 * time.Second
 
-func newHelpdeskClient(base string) *helpdeskClient {
+func newHelpdeskClient(base string, latency prometheus.Observer) *helpdeskClient {
 	return &helpdeskClient{
-		base: strings.TrimRight(base, "/"),
+		base:    strings.TrimRight(base, "/"),
+		latency: latency,
 		client: &http.Client{
 			Timeout: helpdeskTimeout,
 			Transport: &http.Transport{
-				Proxy:                 nil, // the helpdesk is the gateway's neighbour, never behind a proxy from the environment
-				MaxIdleConnsPerHost:   64,
-				IdleConnTimeout:       90 * time.Second,
-				ResponseHeaderTimeout: helpdeskTimeout,
+				Proxy:               nil, // the helpdesk is the gateway's neighbour, never behind a proxy from the environment
+				MaxIdleConnsPerHost: 64,
+				IdleConnTimeout:     90 * time.Second,
 			},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
@@ -167,6 +171,7 @@ const maxHelpdeskBody = 4 << 20
 // getJSON fetches path with the agent's credentials and decodes the JSON
 // answer into v.
 func (c *helpdeskClient) getJSON(ctx context.Context, path string, cred credentials, v any) error {
+	defer func(start time.Time) { c.latency.Observe(time.Since(start).Seconds()) }(time.Now())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return &helpdeskError{status: http.StatusBadGateway, err: err}
