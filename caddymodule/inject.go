@@ -138,14 +138,8 @@ func (h *Handler) serveInjected(w http.ResponseWriter, r *http.Request, next cad
 	}
 	iw := &injectResponse{h: h, r: r}
 	iw.transformingWriter = transformingWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, onHeader: iw.onHeader}
-	// Closed in a defer: Caddy ends a broken response by panicking with
-	// http.ErrAbortHandler, and a decoding goroutine must not be left.
-	defer func() {
-		if cerr := iw.close(); cerr != nil {
-			h.injectFailed("writing the page: "+cerr.Error(), r)
-		}
-	}()
-	return next.ServeHTTP(iw, r)
+	return iw.serveThrough(func(w http.ResponseWriter) error { return next.ServeHTTP(w, r) },
+		func(err error) { h.injectFailed("writing the page: "+err.Error(), r) })
 }
 
 // injectFailed logs an injection failure once per handler, so that a

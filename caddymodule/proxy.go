@@ -138,16 +138,10 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, sub string, age
 	return nil
 }
 
-// proxyThrough runs Caddy's reverse proxy and closes the body transform,
-// in a defer: Caddy ends a broken response by panicking with
-// http.ErrAbortHandler, and a decoding goroutine must not be left behind.
-func (p *appProxy) proxyThrough(rw *appResponse, up *http.Request) (err error) {
-	defer func() {
-		if cerr := rw.close(); cerr != nil && err == nil {
-			p.logger.Warn("rewriting the app's response", zap.Error(cerr))
-		}
-	}()
-	return p.proxy.ServeHTTP(rw, up, noNext)
+// proxyThrough runs Caddy's reverse proxy for the app.
+func (p *appProxy) proxyThrough(rw *appResponse, up *http.Request) error {
+	return rw.serveThrough(func(w http.ResponseWriter) error { return p.proxy.ServeHTTP(w, up, noNext) },
+		func(err error) { p.logger.Warn("rewriting the app's response", zap.Error(err)) })
 }
 
 // proxyError turns a proxy failure into the app's error page, inside its

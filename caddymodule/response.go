@@ -84,6 +84,20 @@ func (w *transformingWriter) FlushError() error {
 // Flush is FlushError for callers that look for http.Flusher.
 func (w *transformingWriter) Flush() { _ = w.FlushError() }
 
+// serveThrough runs serve with w as the response writer and closes the
+// body transform afterwards, in a defer: Caddy ends a broken response by
+// panicking with http.ErrAbortHandler, and a decoding goroutine must not
+// be left behind. closeFailed hears of a transform that failed to close
+// after serve succeeded.
+func (w *transformingWriter) serveThrough(serve func(http.ResponseWriter) error, closeFailed func(error)) (err error) {
+	defer func() {
+		if cerr := w.close(); cerr != nil && err == nil {
+			closeFailed(cerr)
+		}
+	}()
+	return serve(w)
+}
+
 // close ends the body transform, writing out what it still holds.
 func (w *transformingWriter) close() error {
 	if w.body == nil {
