@@ -998,12 +998,7 @@ func TestAttackRequestSmuggling(t *testing.T) {
 func TestBrowserAttackAppNamesAreText(t *testing.T) {
 	newGateway(t)
 	ctx := newBrowser(t)
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(gatewayBase+"/app/login?as=agent-7"),
-		chromedp.Navigate(gatewayBase+"/app/accounts/2/conversations/123"),
-	); err != nil {
-		t.Fatal(err)
-	}
+	openSignedIn(t, ctx, "/app/accounts/2/conversations/123")
 	if err := waitFor(ctx, `!!document.getElementById('da-tab-xss') && !!document.getElementById('da-tab-quotes')`, 15*time.Second); err != nil {
 		t.Fatalf("no tabs for the hostile names: %v", err)
 	}
@@ -1042,12 +1037,7 @@ func TestBrowserAttackAppNamesAreText(t *testing.T) {
 func TestBrowserAttackPopupCannotAskForContext(t *testing.T) {
 	newGateway(t)
 	ctx := newBrowser(t)
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(gatewayBase+"/app/login?as=agent-7"),
-		chromedp.Navigate(gatewayBase+"/app/accounts/1/conversations/123"),
-	); err != nil {
-		t.Fatal(err)
-	}
+	openSignedIn(t, ctx, "/app/accounts/1/conversations/123")
 	if err := waitFor(ctx, frameExpr("seed", `w.received && w.received.length > 0`), 15*time.Second); err != nil {
 		t.Fatalf("the seed app got no appContext: %v", err)
 	}

@@ -151,9 +151,7 @@ func TestBrowserFramesAHostileApp(t *testing.T) {
 	frameJS := func(expr string) string {
 		return `(() => { const d = document.querySelector("iframe").contentDocument; return d ? (` + expr + `) : "no document"; })()`
 	}
-	if err := chromedp.Do(ctx, chromedp.Navigate(gatewayBase+"/app/login?as=agent-7"), chromedp.Navigate(gatewayBase+"/app/frame-test")); err != nil {
-		t.Fatal(err)
-	}
+	openSignedIn(t, ctx, "/app/frame-test")
 	if err := waitFor(ctx, frameJS(`d.getElementById("title") !== null && d.body.dataset.script === "ran"`), 15*time.Second); err != nil {
 		t.Fatalf("the framed app did not load: %v", err)
 	}
@@ -184,17 +182,23 @@ func frameExpr(id, expr string) string {
 		` const w = f && f.contentWindow; if (!w || !w.document || !w.document.body) return null; return (` + expr + `); })()`
 }
 
+// openSignedIn signs the browser in as agent 7, then opens page.
+func openSignedIn(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(gatewayBase+"/app/login?as=agent-7"),
+		chromedp.Navigate(gatewayBase+page),
+	); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestBrowserConversationTabs opens a conversation of the test helpdesk
 // through the gateway and checks what an agent sees and what apps receive.
 func TestBrowserConversationTabs(t *testing.T) {
 	newGateway(t)
 	ctx := newBrowser(t)
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(gatewayBase+"/app/login?as=agent-7"),
-		chromedp.Navigate(gatewayBase+"/app/accounts/1/conversations/123"),
-	); err != nil {
-		t.Fatal(err)
-	}
+	openSignedIn(t, ctx, "/app/accounts/1/conversations/123")
 	if err := waitFor(ctx, `document.querySelectorAll('#dashboard-apps [role=tab]').length > 0`, 15*time.Second); err != nil {
 		t.Fatalf("no tabs appeared: %v", err)
 	}
@@ -295,12 +299,7 @@ func TestBrowserAgentOnlyAppsAndIdentity(t *testing.T) {
 		t.Errorf("anonymous visitor sees %q", body)
 	}
 	screenshot(t, ctx, "sign-in-page")
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(gatewayBase+"/app/login?as=agent-7"),
-		chromedp.Navigate(gatewayBase+"/app/accounts/1/conversations/123"),
-	); err != nil {
-		t.Fatal(err)
-	}
+	openSignedIn(t, ctx, "/app/accounts/1/conversations/123")
 	if err := waitFor(ctx, frameExpr("ident", `!!w.document.getElementById('who')`), 15*time.Second); err != nil {
 		t.Fatalf("identity app did not load: %v", err)
 	}
@@ -326,12 +325,7 @@ func TestBrowserAgentOnlyAppsAndIdentity(t *testing.T) {
 func TestBrowserStrictHelpdeskCSP(t *testing.T) {
 	newGateway(t)
 	ctx := newBrowser(t)
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(gatewayBase+"/app/login?as=agent-7"),
-		chromedp.Navigate(gatewayBase+"/app/accounts/1/conversations/123?strict"),
-	); err != nil {
-		t.Fatal(err)
-	}
+	openSignedIn(t, ctx, "/app/accounts/1/conversations/123?strict")
 	if err := waitFor(ctx, frameExpr("seed", `w.received && w.received.length > 0`), 15*time.Second); err != nil {
 		t.Fatalf("no app got its context under a strict CSP: %v", err)
 	}

@@ -111,12 +111,19 @@ func TestInjectionGolden(t *testing.T) {
 	}
 }
 
-func TestInjectedResponseHeaders(t *testing.T) {
+// injectingHandler is a Handler with what serveInjected needs, and a
+// gzipped page for its helpdesk to answer.
+func injectingHandler() (*Handler, []byte) {
 	h := &Handler{Prefix: defaultPrefix, assets: &hostAssets{version: "abc123", jsIntegrity: "sha256-xyz"}, snippetConfig: `{}`, injectFailOnce: new(sync.Once), logger: testLogger()}
 	var page bytes.Buffer
 	zw := gzip.NewWriter(&page)
 	io.WriteString(zw, "<html><head></head><body>hi</body></html>")
 	zw.Close()
+	return h, page.Bytes()
+}
+
+func TestInjectedResponseHeaders(t *testing.T) {
+	h, page := injectingHandler()
 	next := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		if got := r.Header.Get("If-None-Match"); got != `W/"v1"` {
 			t.Errorf("If-None-Match to the helpdesk = %q", got)
@@ -129,7 +136,7 @@ func TestInjectedResponseHeaders(t *testing.T) {
 		w.Header().Set("Content-Length", "999")
 		w.Header().Set("Etag", `"v1"`)
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'nonce-r4nd0m' 'strict-dynamic'")
-		w.Write(page.Bytes())
+		w.Write(page)
 		return nil
 	})
 	req := httptest.NewRequest("GET", "http://helpdesk.test/app/accounts/1", nil)
@@ -165,20 +172,16 @@ func (f handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { r
 // headers GET gets: the validator marked, the helpdesk's length and coding
 // gone, the policy adapted to the host script.
 func TestInjectedPageHeadIsLikeGet(t *testing.T) {
-	h := &Handler{Prefix: defaultPrefix, assets: &hostAssets{version: "abc123", jsIntegrity: "sha256-xyz"}, snippetConfig: `{}`, injectFailOnce: new(sync.Once), logger: testLogger()}
-	var page bytes.Buffer
-	zw := gzip.NewWriter(&page)
-	io.WriteString(zw, "<html><head></head><body>hi</body></html>")
-	zw.Close()
+	h, page := injectingHandler()
 	next := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "text/html")
 		w.Header().Set("Content-Encoding", "gzip")
-		w.Header().Set("Content-Length", strconv.Itoa(page.Len()))
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
 		w.Header().Set("Etag", `"v1"`)
 		w.Header().Set("Content-Security-Policy", "default-src 'self'")
 		w.WriteHeader(http.StatusOK) // as Caddy's reverse proxy does, body or not
 		if r.Method == http.MethodGet {
-			w.Write(page.Bytes())
+			w.Write(page)
 		}
 		return nil
 	})
