@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"errors"
 	"net/http"
-	"slices"
 
 	"go.uber.org/zap"
 )
@@ -39,19 +38,20 @@ func (p *profile) roleIn(account int64) (string, bool) {
 // shown there, the agent belongs to it, and has one of the app's roles.
 func (p *profile) mayUseIn(app *AppConfig, account int64) bool {
 	role, member := p.roleIn(account)
-	return member && app.inAccount(int(account)) && (len(app.Roles) == 0 || slices.Contains(app.Roles, role))
+	return member && app.allows(account, role)
 }
 
 // accountFor picks the account the agent uses app in: the agent's current
 // account when the app allows it there, else the first one that does.
 // ok is false when there is none: the agent may not use the app.
 func (p *profile) accountFor(app *AppConfig) (account int64, role string, ok bool) {
-	if p.AccountID != nil && p.mayUseIn(app, *p.AccountID) {
-		role, _ = p.roleIn(*p.AccountID)
-		return *p.AccountID, role, true
+	if p.AccountID != nil {
+		if role, member := p.roleIn(*p.AccountID); member && app.allows(*p.AccountID, role) {
+			return *p.AccountID, role, true
+		}
 	}
 	for _, a := range p.accounts() {
-		if p.mayUseIn(app, a.ID) {
+		if app.allows(a.ID, a.Role) {
 			return a.ID, a.Role, true
 		}
 	}

@@ -214,6 +214,11 @@ func (a *AppConfig) timeout() Duration {
 	return a.Timeout
 }
 
+// allows reports whether an agent with role in account may use the app.
+func (a *AppConfig) allows(account int64, role string) bool {
+	return a.inAccount(int(account)) && (len(a.Roles) == 0 || slices.Contains(a.Roles, role))
+}
+
 // inAccount reports whether the app is shown in account.
 func (a *AppConfig) inAccount(account int) bool {
 	return len(a.Accounts) == 0 || slices.Contains(a.Accounts, account)
