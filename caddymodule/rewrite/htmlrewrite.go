@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"bytes"
+	"encoding/binary"
 	"html"
 	"io"
 	"net/url"
@@ -153,18 +154,29 @@ var (
 func (r *HTMLRewriter) data(in []byte, i int) (int, bool) {
 	done := i // in[done:] is not written yet
 	for {
-		j := bytes.IndexByte(in[i:], '<')
+		// Tags mostly follow one another, or a line break: most searches
+		// end in a byte or two, quicker seen than called for.
+		var j int
+		switch {
+		case i < len(in) && in[i] == '<':
+		case i+1 < len(in) && in[i+1] == '<':
+			j = 1
+		default:
+			j = bytes.IndexByte(in[i:], '<')
+		}
 		if j < 0 {
 			r.out.emit(in[done:])
 			return len(in), true
 		}
 		i += j
 		if fastPaths {
-			if end := plainEndTag(in, i); end > 0 {
-				i = end
-				continue
+			end := 0
+			if i+1 < len(in) && in[i+1] == '/' {
+				end = plainEndTag(in, i)
+			} else {
+				end = r.simpleTag(in, i, &done)
 			}
-			if end := r.simpleTag(in, i, &done); end > 0 {
+			if end > 0 {
 				i = end
 				continue
 			}
@@ -696,17 +708,47 @@ const (
 
 // urlAttrs are the attributes holding URLs, by the length of their names;
 // tag limits one to an element.
-var urlAttrs = [...][]struct {
+var urlAttrs = withKeys([...][]urlAttr{
+	3:  {{name: "src", kind: oneURL}},
+	4:  {{name: "href", tag: "base", kind: baseURL}, {name: "href", kind: oneURL}, {name: "data", tag: "object", kind: oneURL}, {name: "cite", kind: oneURL}, {name: "ping", kind: urlList}},
+	5:  {{name: "style", kind: inlineStyle}},
+	6:  {{name: "action", kind: oneURL}, {name: "poster", kind: oneURL}, {name: "srcset", kind: srcsetList}},
+	8:  {{name: "manifest", kind: oneURL}, {name: "longdesc", kind: oneURL}},
+	10: {{name: "formaction", kind: oneURL}, {name: "background", kind: oneURL}, {name: "xlink:href", kind: oneURL}},
+	11: {{name: "imagesrcset", kind: srcsetList}},
+})
+
+type urlAttr struct {
 	name, tag string
 	kind      attrKind
-}{
-	3:  {{"src", "", oneURL}},
-	4:  {{"href", "base", baseURL}, {"href", "", oneURL}, {"data", "object", oneURL}, {"cite", "", oneURL}, {"ping", "", urlList}},
-	5:  {{"style", "", inlineStyle}},
-	6:  {{"action", "", oneURL}, {"poster", "", oneURL}, {"srcset", "", srcsetList}},
-	8:  {{"manifest", "", oneURL}, {"longdesc", "", oneURL}},
-	10: {{"formaction", "", oneURL}, {"background", "", oneURL}, {"xlink:href", "", oneURL}},
-	11: {{"imagesrcset", "", srcsetList}},
+	key       uint64 // nameKey(name)
+}
+
+func withKeys(t [12][]urlAttr) [12][]urlAttr {
+	for _, attrs := range t {
+		for i := range attrs {
+			attrs[i].key = nameKey([]byte(attrs[i].name))
+		}
+	}
+	return t
+}
+
+// nameKey packs a name of three bytes or more into a word: all of it up to
+// eight bytes, its first and last four beyond. ASCII letters are folded to
+// lower case, and some other bytes changed, but no URL attribute's name
+// of eight bytes or fewer has any but letters: for those, equal keys mean
+// equal names. Attribute names are compared on every tag, and one
+// comparison of words is much cheaper than a loop over bytes.
+func nameKey(b []byte) uint64 {
+	const fold = 0x2020202020202020
+	if n := len(b); n >= 4 {
+		return (uint64(binary.LittleEndian.Uint32(b)) | uint64(binary.LittleEndian.Uint32(b[n-4:]))<<32) | fold
+	}
+	var k uint64
+	for i, c := range b {
+		k |= uint64(c|0x20) << (8 * i)
+	}
+	return k
 }
 
 // urlAttrLengths has, by first letter, a bit for the length of each URL
@@ -728,8 +770,9 @@ func urlAttrKind(attr, tag []byte, refresh bool) attrKind {
 	if len(attr) == 0 || urlAttrLengths[attr[0]]>>len(attr)&1 == 0 {
 		return notURL
 	}
+	key := nameKey(attr)
 	for _, a := range urlAttrs[len(attr)] {
-		if foldEq(attr, a.name) && (a.tag == "" || foldEq(tag, a.tag)) {
+		if key == a.key && (len(attr) <= 8 || foldEq(attr, a.name)) && (a.tag == "" || foldEq(tag, a.tag)) {
 			return a.kind
 		}
 	}

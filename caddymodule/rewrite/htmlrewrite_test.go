@@ -138,7 +138,32 @@ func TestHTMLRewriteAttributes(t *testing.T) {
 		{"self-closing", `<img src="/tools/x"/><br/>`, `<img src="/dashboard-apps/t/x"/><br/>`},
 		{"invalid UTF-8 and BOM", "\ufeff<p>\xff\xfe<a href='/tools/\xff'>\xc3</a>", "\ufeff<p>\xff\xfe<a href='/dashboard-apps/t/\xff'>\xc3</a>"},
 		{"not a tag", `a < b <3 <> <=<a href=/tools/x>`, `a < b <3 <> <=<a href=/dashboard-apps/t/x>`},
+		{"names close to URL attributes", "<a hreF=/tools/x hr@f=/tools/y sr\x03=/tools/z HREF_=/tools/w formxxtion=/tools/s xlink:hreF=/tools/v formactioN=/tools/u>",
+			"<a hreF=/dashboard-apps/t/x hr@f=/tools/y sr\x03=/tools/z HREF_=/tools/w formxxtion=/tools/s xlink:hreF=/dashboard-apps/t/v formactioN=/dashboard-apps/t/u>"},
+		{"percent-encoded punctuation", `<a href="/tools/C%2B%2B">`, `<a href="/dashboard-apps/t/C%2B%2B">`},
+		{"percent-encoded dot segments", `<a href="/tools/a/%2e%2E/b"><a href="/tools/%2e%2e/x">`, `<a href="/dashboard-apps/t/b"><a href="/tools/%2e%2e/x">`},
 	})
+}
+
+// TestNameKeyExact holds nameKey to what urlAttrKind relies on: the URL
+// attributes' names of eight bytes or fewer are lower-case letters, so
+// that equal keys mean equal names.
+func TestNameKeyExact(t *testing.T) {
+	for _, attrs := range urlAttrs {
+		for _, a := range attrs {
+			if len(a.name) > 8 {
+				continue
+			}
+			for _, c := range []byte(a.name) {
+				if c < 'a' || c > 'z' {
+					t.Errorf("URL attribute %q has %q: nameKey cannot tell it apart", a.name, c)
+				}
+			}
+			if got := nameKey([]byte(strings.ToUpper(a.name))); got != a.key {
+				t.Errorf("nameKey(%q) = %x, want %x", strings.ToUpper(a.name), got, a.key)
+			}
+		}
+	}
 }
 
 func TestHTMLRewriteCharacterReferences(t *testing.T) {

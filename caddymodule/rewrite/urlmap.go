@@ -188,7 +188,7 @@ func (m *Mapper) mapCore(ref string, doc *url.URL) (string, bool) {
 // appendPlain is MapRef's fast path for the references most pages are
 // full of: a plain root-relative path ("/static/app.css?v=1") or the same
 // after the app's origin, without a back slash or anything that may spell
-// a dot segment ("/." or "%2") or an "&"; a URL on another origin or with another
+// a dot segment ("/." or "%2e") or an "&"; a URL on another origin or with another
 // scheme; a fragment or query alone. It appends what MapRef would give
 // (ref itself when MapRef leaves it alone) and returns true; for any other
 // reference it returns false, and the caller asks MapRef. It allocates
@@ -250,7 +250,9 @@ var hostBytes = func() (t [256]bool) {
 // appendPath is appendPlain for a root-relative ref: one already proxied
 // stays as it is (the app honours X-Forwarded-Prefix).
 func (m *Mapper) appendPath(dst, ref []byte) ([]byte, bool) {
-	if hasPrefixString(ref, m.proxied) || len(ref)+1 == len(m.proxied) && string(ref) == m.proxied[:len(ref)] {
+	// The second byte tells most references from the proxied prefix,
+	// without comparing strings.
+	if (len(m.proxied) < 2 || len(ref) > 1 && ref[1] == m.proxied[1]) && (hasPrefixString(ref, m.proxied) || len(ref)+1 == len(m.proxied) && string(ref) == m.proxied[:len(ref)]) {
 		return append(dst, ref...), true
 	}
 	return m.appendUnderBase(dst, ref)
@@ -259,16 +261,18 @@ func (m *Mapper) appendPath(dst, ref []byte) ([]byte, bool) {
 // appendUnderBase maps a plain path under the app's base path to its
 // proxied path; anything else is MapRef's to decide.
 func (m *Mapper) appendUnderBase(dst, path []byte) ([]byte, bool) {
-	if len(path) > 1 && isSlash(path[1]) || !plainPath(path) || !hasPrefixString(path, m.base) {
+	if len(path) > 1 && isSlash(path[1]) || !plainPath(path) || len(m.base) > 1 && !hasPrefixString(path, m.base) {
 		return dst, false
 	}
 	return append(append(dst, m.proxied...), path[len(m.base):]...), true
 }
 
 // plainPath reports whether the path of ref, up to its query or fragment,
-// has no back slash, nothing that may spell a dot segment ("/." or "%2")
+// has no back slash, nothing that may spell a dot segment ("/." or "%2e")
 // and no "&", which in HTML may start a character reference that spells
-// one. One pass: it runs for most references of every page.
+// one. One pass: it runs for most references of every page, and the
+// percent-encoded punctuation of many ("/wiki/C%2B%2B") must not send
+// them down the slow path.
 func plainPath(ref []byte) bool {
 	for i, c := range ref {
 		if !pathStops[c] {
@@ -279,7 +283,7 @@ func plainPath(ref []byte) bool {
 			return true
 		case c == '\\' || c == '&':
 			return false
-		case i+1 < len(ref) && (c == '/' && ref[i+1] == '.' || c == '%' && ref[i+1] == '2'):
+		case i+1 < len(ref) && c == '/' && ref[i+1] == '.', i+2 < len(ref) && c == '%' && ref[i+1] == '2' && ref[i+2]|0x20 == 'e':
 			return false
 		}
 	}
