@@ -82,7 +82,7 @@ type injectResponse struct {
 	r *http.Request
 }
 
-func (w *injectResponse) onHeader(status int) bodyTransform {
+func (w *injectResponse) onHeader(status int) responseBody {
 	hd := w.Header()
 	switch status {
 	case http.StatusOK:
@@ -101,7 +101,7 @@ func (w *injectResponse) isHTMLish(hd http.Header) bool {
 
 // transform sets up the injection for a 200 response, or returns nil to
 // serve it as it is. HEAD gets the headers GET would get.
-func (w *injectResponse) transform(hd http.Header) bodyTransform {
+func (w *injectResponse) transform(hd http.Header) responseBody {
 	if !w.isHTMLish(hd) || w.r.Method != http.MethodGet && w.r.Method != http.MethodHead {
 		return nil
 	}
@@ -122,9 +122,9 @@ func (w *injectResponse) transform(hd http.Header) bodyTransform {
 		// The injector holds the head until it knows where the script
 		// goes and passes the rest through: holding its output gains
 		// nothing.
-		return directTransform{build(w.ResponseWriter), w.ResponseWriter}
+		return directBody{build(w.ResponseWriter), w.ResponseWriter}
 	}
-	return newBodyTransform(w.ResponseWriter, decode, build)
+	return newHeldBody(w.ResponseWriter, decode, build)
 }
 
 // serveInjected passes a page request to the helpdesk and injects the host

@@ -100,6 +100,25 @@ func hostileApp() http.Handler {
 		case <-r.Context().Done():
 		}
 	})
+	// A page of ?size= bytes, sent in 32 KiB writes, each a chunk:
+	// ?trailer=1 declares and sends a trailer; ?break=1 cuts the
+	// connection halfway.
+	mux.HandleFunc("/page-of", func(w http.ResponseWriter, r *http.Request) {
+		size, _ := strconv.Atoi(r.URL.Query().Get("size"))
+		w.Header().Set("Content-Type", "text/html")
+		if r.URL.Query().Get("trailer") != "" {
+			w.Header().Set("Trailer", "X-Checksum")
+		}
+		page := bytes.Repeat([]byte(`<a href="/x">x</a>`), size/18+1)[:size]
+		for i := 0; i < len(page); i += 32 << 10 {
+			if r.URL.Query().Get("break") != "" && i >= len(page)/2 {
+				panic(http.ErrAbortHandler)
+			}
+			w.Write(page[i:min(i+32<<10, len(page))])
+			w.(http.Flusher).Flush()
+		}
+		w.Header().Set("X-Checksum", "ok")
+	})
 	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: first\n\n")
@@ -565,6 +584,57 @@ func TestProxyStreamsRewrittenPages(t *testing.T) {
 			t.Errorf("%s: the head was not passed on while the page went on: %q %v", query, got, err)
 		} else if d := time.Since(start); d > time.Second {
 			t.Errorf("%s: the head took %v", query, d)
+		}
+	}
+}
+
+// TestProxyPageLength holds the held output to what it tells the browser:
+// a rewritten page held whole goes with its length, not chunked; one too
+// big to hold, or with a trailer, is chunked; one the app breaks off is
+// not passed off as complete with a length of what came.
+func TestProxyPageLength(t *testing.T) {
+	tester := newGateway(t)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: tester.Client.Transport}
+	for _, c := range []struct {
+		query     string
+		size      int
+		length    bool // sent with a Content-Length
+		broken    bool
+		trailered bool
+	}{
+		{"size=40000", 40000, true, false, false},
+		{"size=0", 0, true, false, false},
+		{"size=600000", 600000, false, false, false},
+		{"size=40000&trailer=1", 40000, false, false, true},
+		{"size=100000&break=1", 100000, false, true, false},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, gatewayBase+"/dashboard-apps/orders/page-of?"+c.query, nil)
+		req.Header.Set("Cookie", agentCookie)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.query, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if c.broken {
+			if err == nil {
+				t.Errorf("%s: a page the app broke off read as complete (%d bytes, Content-Length %d)", c.query, len(body), resp.ContentLength)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.query, err)
+		}
+		if want := strings.Count(string(bytes.Repeat([]byte(`<a href="/x">x</a>`), c.size/18+1)[:c.size]), `href="/x"`); strings.Count(string(body), `href="/dashboard-apps/orders/x"`) != want {
+			t.Errorf("%s: %d links rewritten, want %d", c.query, strings.Count(string(body), `href="/dashboard-apps/orders/x"`), want)
+		}
+		if got := resp.ContentLength >= 0; got != c.length {
+			t.Errorf("%s: Content-Length %d (chunked: %v), want a length: %v", c.query, resp.ContentLength, resp.TransferEncoding, c.length)
+		} else if c.length && resp.ContentLength != int64(len(body)) {
+			t.Errorf("%s: Content-Length %d for %d bytes", c.query, resp.ContentLength, len(body))
+		}
+		if c.trailered && resp.Trailer.Get("X-Checksum") != "ok" {
+			t.Errorf("%s: trailer %v", c.query, resp.Trailer)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,16 +27,27 @@ type bodyTransform interface {
 	Close() error
 }
 
+// responseBody is the transform of a whole response's body, which also
+// writes the response's status, when it sees fit.
+type responseBody interface {
+	io.Writer
+	Flush() error
+	writeHeader(status int)
+	// end writes out what is left; complete tells whether the body it
+	// was given is all of it (else the response is being aborted).
+	end(complete bool) error
+}
+
 // transformingWriter is a ResponseWriterWrapper whose body goes through
 // a transform its owner picks, in onHeader, when the header is written;
 // with none, the body passes straight through, unbuffered.
 type transformingWriter struct {
 	caddyhttp.ResponseWriterWrapper
 	wroteHeader bool
-	body        bodyTransform
+	body        responseBody
 	// onHeader adjusts the header for status and returns the body's
 	// transform (used only for a final status: 2xx to 5xx, or 101).
-	onHeader func(status int) bodyTransform
+	onHeader func(status int) responseBody
 }
 
 func (w *transformingWriter) WriteHeader(status int) {
@@ -45,6 +57,10 @@ func (w *transformingWriter) WriteHeader(status int) {
 	body := w.onHeader(status)
 	if status >= 200 || status == http.StatusSwitchingProtocols {
 		w.wroteHeader, w.body = true, body
+	}
+	if body != nil {
+		body.writeHeader(status)
+		return
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
@@ -71,14 +87,18 @@ func (w *transformingWriter) ReadFrom(r io.Reader) (int64, error) {
 	return w.ResponseWriterWrapper.ReadFrom(r)
 }
 
-// FlushError writes out what the body transform holds, then flushes the
-// connection; http.ResponseController, which the reverse proxy flushes
-// through, calls it.
+// FlushError flushes the body transform, which flushes the connection
+// (a heldOutput soon after), or else the connection;
+// http.ResponseController, which the reverse proxy flushes through, calls
+// it.
 func (w *transformingWriter) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	return flushBody(w.body, w.ResponseWriter)
+	if w.body != nil {
+		return w.body.Flush()
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // Flush is FlushError for callers that look for http.Flusher.
@@ -90,20 +110,18 @@ func (w *transformingWriter) Flush() { _ = w.FlushError() }
 // be left behind. closeFailed hears of a transform that failed to close
 // after serve succeeded.
 func (w *transformingWriter) serveThrough(serve func(http.ResponseWriter) error, closeFailed func(error)) (err error) {
+	complete := false
 	defer func() {
-		if cerr := w.close(); cerr != nil && err == nil {
+		if w.body == nil {
+			return
+		}
+		if cerr := w.body.end(complete); cerr != nil && err == nil {
 			closeFailed(cerr)
 		}
 	}()
-	return serve(w)
-}
-
-// close ends the body transform, writing out what it still holds.
-func (w *transformingWriter) close() error {
-	if w.body == nil {
-		return nil
-	}
-	return w.body.Close()
+	err = serve(w)
+	complete = err == nil
+	return err
 }
 
 // appResponse applies the proxy rules to an app's response as Caddy's
@@ -125,7 +143,7 @@ func newAppResponse(w http.ResponseWriter, p *appProxy, doc *url.URL, r *http.Re
 // onHeader applies the header rules; informational responses (103 Early
 // Hints' Link) get them too, since Caddy restores its header map after
 // each of them.
-func (w *appResponse) onHeader(status int) bodyTransform {
+func (w *appResponse) onHeader(status int) responseBody {
 	h := w.Header()
 	rewrite.RewriteResponseHeaders(h, w.p.mapper, w.doc, w.p.app.id)
 	if status < 200 && status != http.StatusSwitchingProtocols {
@@ -140,7 +158,7 @@ func (w *appResponse) onHeader(status int) bodyTransform {
 
 // transformFor picks the body transform for a response, adjusting its
 // headers to the body the browser will get; nil means pass through.
-func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
+func (w *appResponse) transformFor(status int, h http.Header) responseBody {
 	if status == http.StatusNoContent || status == http.StatusNotModified || status == http.StatusPartialContent {
 		return nil
 	}
@@ -163,7 +181,7 @@ func (w *appResponse) transformFor(status int, h http.Header) bodyTransform {
 	if w.head {
 		return nil // the same headers as GET would get, and no body
 	}
-	return newBodyTransform(w.ResponseWriter, decode, newRewriter)
+	return newHeldBody(w.ResponseWriter, decode, newRewriter)
 }
 
 // mediaTypeOf returns the media type of a response's Content-Type, lower
@@ -242,25 +260,28 @@ func inflate(r io.Reader) (io.Reader, error) {
 	return flate.NewReader(br), nil
 }
 
-// newBodyTransform builds the transform of a body for dst, decoding it
-// first when decode is set. Its output goes to dst through a heldOutput.
-func newBodyTransform(dst http.ResponseWriter, decode func(io.Reader) (io.Reader, error), build func(io.Writer) bodyTransform) bodyTransform {
-	out := newHeldOutput(dst)
+// newHeldBody builds the transform of a body for dst, decoding it first
+// when decode is set. Its output goes to dst through a heldOutput.
+func newHeldBody(dst http.ResponseWriter, decode func(io.Reader) (io.Reader, error), build func(io.Writer) bodyTransform) responseBody {
+	out := &heldOutput{rw: dst}
 	if decode == nil {
-		return &heldTransform{build(out), out}
+		return &heldBody{build(out), out}
 	}
-	return &heldTransform{newDecodingTransform(decode, build, out), out}
+	return &heldBody{newDecodingTransform(decode, build, out), out}
 }
 
-// heldTransform is a body transform whose output a heldOutput holds.
-type heldTransform struct {
+// heldBody is a body transform whose output, and the response's status,
+// a heldOutput holds.
+type heldBody struct {
 	bodyTransform
 	out *heldOutput
 }
 
-func (t *heldTransform) Close() error {
-	err := t.bodyTransform.Close()
-	if cerr := t.out.close(); err == nil {
+func (b *heldBody) writeHeader(status int) { b.out.holdStatus(status) }
+
+func (b *heldBody) end(complete bool) error {
+	err := b.bodyTransform.Close()
+	if cerr := b.out.close(complete && err == nil); err == nil {
 		err = cerr
 	}
 	return err
@@ -269,45 +290,64 @@ func (t *heldTransform) Close() error {
 // heldFlushDelay bounds how long output waits to be written out.
 const heldFlushDelay = 5 * time.Millisecond
 
-// heldOutputSize is how much output a heldOutput holds before writing it.
-const heldOutputSize = 64 << 10
+// heldOutputSize is how much output a heldOutput holds before writing it:
+// enough for most whole pages, rewritten.
+const heldOutputSize = 256 << 10
 
-var heldOutputBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, heldOutputSize) }}
+var heldOutputBufs = sync.Pool{New: func() any { b := make([]byte, 0, heldOutputSize); return &b }}
 
 // heldOutput is where a body transform writes. Caddy's reverse proxy
 // flushes after every read from a chunked upstream, and each chunk
 // written and flushed costs three system calls; a page that arrives in
-// quick reads is better written in a few large pieces. So heldOutput
-// holds what it is given, up to heldOutputSize, and writes it out and
-// flushes it when full, at the end of the response, or heldFlushDelay
-// after the first byte it holds came, whatever Caddy flushes: a page
-// streamed slowly, or decoded in a goroutine, reaches the browser that
-// much later at most. One mutex orders the writers (the handler, a
-// decoding goroutine, the timer), as net/http's ResponseWriter is not
-// safe for concurrent use.
+// quick reads is better written in one piece. So heldOutput holds what it
+// is given, up to heldOutputSize, and writes it out and flushes it when
+// full, at the end of the response, or heldFlushDelay after the first
+// byte it holds came, whatever Caddy flushes: a page streamed slowly, or
+// decoded in a goroutine, reaches the browser that much later at most.
+//
+// It holds the response's status too, until it writes its first bytes: a
+// body that ends while all of it is held goes out with a Content-Length,
+// not chunked, in one write.
+//
+// One mutex orders the writers (the handler, a decoding goroutine, the
+// timer), as net/http's ResponseWriter is not safe for concurrent use.
+// The buffer comes from a pool while there is something to hold and goes
+// back once written out, so a slow stream keeps none between its bursts.
 type heldOutput struct {
 	mu      sync.Mutex
 	rw      http.ResponseWriter
-	buf     *bufio.Writer
+	status  int     // to write before the first bytes; 0 once written
+	held    *[]byte // nil when nothing is held
 	timer   *time.Timer
 	pending bool // the timer is to flush
 	closed  bool
 }
 
-func newHeldOutput(rw http.ResponseWriter) *heldOutput {
-	buf := heldOutputBufs.Get().(*bufio.Writer)
-	buf.Reset(rw)
-	return &heldOutput{rw: rw, buf: buf}
+func (o *heldOutput) holdStatus(status int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.status = status
 }
 
 func (o *heldOutput) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
-		return o.rw.Write(p)
+		return o.writeOut(p)
 	}
-	n, err := o.buf.Write(p)
-	if n > 0 && !o.pending {
+	if o.held != nil && len(*o.held)+len(p) > heldOutputSize {
+		if err := o.writeHeld(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) >= heldOutputSize {
+		return o.writeOut(p)
+	}
+	if o.held == nil {
+		o.held = heldOutputBufs.Get().(*[]byte)
+	}
+	*o.held = append(*o.held, p...)
+	if !o.pending {
 		o.pending = true
 		if o.timer == nil {
 			o.timer = time.AfterFunc(heldFlushDelay, o.flush)
@@ -315,7 +355,32 @@ func (o *heldOutput) Write(p []byte) (int, error) {
 			o.timer.Reset(heldFlushDelay)
 		}
 	}
-	return n, err
+	return len(p), nil
+}
+
+// writeOut writes p to the response, after its status if that is still
+// held.
+func (o *heldOutput) writeOut(p []byte) (int, error) {
+	if o.status != 0 {
+		o.rw.WriteHeader(o.status)
+		o.status = 0
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	return o.rw.Write(p)
+}
+
+// writeHeld writes out what is held and gives the buffer back.
+func (o *heldOutput) writeHeld() error {
+	if o.held == nil {
+		return nil
+	}
+	_, err := o.writeOut(*o.held)
+	*o.held = (*o.held)[:0]
+	heldOutputBufs.Put(o.held)
+	o.held = nil
+	return err
 }
 
 func (o *heldOutput) flush() {
@@ -325,14 +390,15 @@ func (o *heldOutput) flush() {
 		return
 	}
 	o.pending = false
-	if o.buf.Flush() == nil {
+	if o.writeHeld() == nil {
 		_ = http.NewResponseController(o.rw).Flush()
 	}
 }
 
-// close writes out what is held, for the end of the response to flush.
-// Writes after close go straight through.
-func (o *heldOutput) close() error {
+// close writes out what is held, for the end of the response to flush:
+// with its length, when that is the whole of a complete body and no
+// trailer follows. Writes after close go straight through.
+func (o *heldOutput) close(complete bool) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -342,10 +408,17 @@ func (o *heldOutput) close() error {
 	if o.timer != nil {
 		o.timer.Stop()
 	}
-	err := o.buf.Flush()
-	o.buf.Reset(nil)
-	heldOutputBufs.Put(o.buf)
-	o.buf = nil
+	if complete && o.status != 0 && o.rw.Header().Get("Trailer") == "" {
+		n := 0
+		if o.held != nil {
+			n = len(*o.held)
+		}
+		o.rw.Header().Set("Content-Length", strconv.Itoa(n))
+	}
+	if err := o.writeHeld(); err != nil {
+		return err
+	}
+	_, err := o.writeOut(nil) // the status of an empty body
 	return err
 }
 
@@ -391,25 +464,21 @@ func (t *decodingTransform) Close() error {
 	return err
 }
 
-// flushBody flushes a body transform, which flushes the connection (a
-// heldOutput soon after), or else the connection.
-func flushBody(body bodyTransform, w http.ResponseWriter) error {
-	if body != nil {
-		return body.Flush()
-	}
-	return http.NewResponseController(w).Flush()
-}
-
-// directTransform is a transform that writes straight to the response:
-// its Flush flushes the connection after it.
-type directTransform struct {
+// directBody is a transform that writes straight to the response: it
+// writes the status at once, and its Flush flushes the connection after
+// it.
+type directBody struct {
 	bodyTransform
 	rw http.ResponseWriter
 }
 
-func (t directTransform) Flush() error {
-	if err := t.bodyTransform.Flush(); err != nil {
+func (b directBody) writeHeader(status int) { b.rw.WriteHeader(status) }
+
+func (b directBody) Flush() error {
+	if err := b.bodyTransform.Flush(); err != nil {
 		return err
 	}
-	return http.NewResponseController(t.rw).Flush()
+	return http.NewResponseController(b.rw).Flush()
 }
+
+func (b directBody) end(bool) error { return b.bodyTransform.Close() }
