@@ -30,6 +30,7 @@ type HTMLRewriter struct {
 	baseSet bool     // the first <base href> has set the base URL
 	text    charRefs // scratch for decoded attribute values
 	held    heldInput
+	urls    [4]tagURL // simpleTag's, kept here as zeroing them per tag shows
 }
 
 // maxHeldTag bounds how much of one unfinished tag is held back.
@@ -940,13 +941,10 @@ func (r *HTMLRewriter) appendStyle(dst, v []byte) []byte {
 // style attribute v: a url( or an @import, each spelt with a "(" or "@"
 // unless escaped or written as a character reference.
 func mayHoldCSSURL(v []byte) bool {
-	for _, c := range v {
-		if c == '(' || c == '@' || c == '\\' || c == '&' {
-			return true
-		}
-	}
-	return false
+	return indexStop(v, 0, &cssURLStops) < len(v)
 }
+
+var cssURLStops = [256]uint8{'(': 1, '@': 1, '\\': 1, '&': 1}
 
 // MapRefresh maps the URL in v, a Refresh header value or the content of
 // a <meta http-equiv="refresh">, and returns v with it replaced, or false

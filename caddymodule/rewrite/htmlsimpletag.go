@@ -30,7 +30,7 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 	if changesState(name) {
 		return 0
 	}
-	var urls [4]tagURL
+	urls := &r.urls
 	n := 0
 	for {
 		for j < len(in) && spaces[in[j]] {
@@ -102,7 +102,7 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 			continue // most attributes: not one of the URL attributes' first letter and length
 		}
 		if kind := urlAttrKind(in[a.nameStart:a.nameEnd], name, false); kind != notURL {
-			if n == len(urls) {
+			if n == len(*urls) {
 				return 0
 			}
 			urls[n] = tagURL{a.valStart, a.valEnd, kind}

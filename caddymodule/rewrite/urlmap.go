@@ -270,27 +270,42 @@ func (m *Mapper) appendUnderBase(dst, path []byte) ([]byte, bool) {
 // plainPath reports whether the path of ref, up to its query or fragment,
 // has no back slash, nothing that may spell a dot segment ("/." or "%2e")
 // and no "&", which in HTML may start a character reference that spells
-// one. One pass: it runs for most references of every page, and the
+// one. It runs for most references of every page, and the
 // percent-encoded punctuation of many ("/wiki/C%2B%2B") must not send
-// them down the slow path.
+// them down the slow path; it stops only at rare bytes (a dot segment is
+// found from its dot, not from every slash).
 func plainPath(ref []byte) bool {
-	for i, c := range ref {
-		if !pathStops[c] {
-			continue
-		}
-		switch {
+	for i := indexStop(ref, 0, &pathStops); i < len(ref); i = indexStop(ref, i+1, &pathStops) {
+		switch c := ref[i]; {
 		case c == '?' || c == '#':
 			return true
 		case c == '\\' || c == '&':
 			return false
-		case i+1 < len(ref) && c == '/' && ref[i+1] == '.', i+2 < len(ref) && c == '%' && ref[i+1] == '2' && ref[i+2]|0x20 == 'e':
+		case c == '.' && i > 0 && ref[i-1] == '/', c == '%' && i+2 < len(ref) && ref[i+1] == '2' && ref[i+2]|0x20 == 'e':
 			return false
 		}
 	}
 	return true
 }
 
-var pathStops = [256]bool{'?': true, '#': true, '\\': true, '/': true, '%': true, '&': true}
+var pathStops = [256]uint8{'?': 1, '#': 1, '\\': 1, '.': 1, '%': 1, '&': 1}
+
+// indexStop returns the index of the first byte of b at or after i that
+// stops marks, or len(b). It tests eight bytes with one branch: stops are
+// rare in the URLs and styles it scans, and a branch per byte costs more
+// than the loads.
+func indexStop(b []byte, i int, stops *[256]uint8) int {
+	for ; i+8 <= len(b); i += 8 {
+		w := b[i : i+8 : i+8]
+		if stops[w[0]]|stops[w[1]]|stops[w[2]]|stops[w[3]]|stops[w[4]]|stops[w[5]]|stops[w[6]]|stops[w[7]] != 0 {
+			break
+		}
+	}
+	for i < len(b) && stops[b[i]] == 0 {
+		i++
+	}
+	return i
+}
 
 func hasPrefixString(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && string(b[:len(prefix)]) == prefix
