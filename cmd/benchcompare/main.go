@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -216,8 +215,14 @@ func fetch(client *http.Client, url string) int {
 	if err != nil {
 		log.Fatalf("%s: %v", url, err)
 	}
+	// Read in large pieces, as a browser does: io.CopyBuffer into
+	// io.Discard would ignore the buffer and read 8 KiB at a time.
 	bp := discardBufs.Get().(*[]byte)
-	io.CopyBuffer(io.Discard, resp.Body, *bp)
+	for {
+		if _, err := resp.Body.Read(*bp); err != nil {
+			break
+		}
+	}
 	discardBufs.Put(bp)
 	resp.Body.Close()
 	return resp.StatusCode
