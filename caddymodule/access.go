@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"errors"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -72,8 +71,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, app *AppConf
 	}
 	agent, err := h.agent(r, key)
 	if err != nil {
-		var he *helpdeskError
-		if errors.As(err, &he) && he.passThrough() {
+		if passedStatus(err) != 0 {
 			writeSignInPage(w)
 		} else {
 			h.logger.Error("checking the agent's sign-in: the helpdesk API failed", zap.Error(err))

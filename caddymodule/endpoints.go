@@ -123,12 +123,9 @@ func (h *Handler) serveContext(w http.ResponseWriter, r *http.Request) error {
 		}
 		app = p.app
 	}
-	if h.helpdesk == nil {
-		return writeJSONError(w, http.StatusServiceUnavailable, "helpdesk_api is not configured on this site")
-	}
-	cred, ok := h.credentialKeyOf(r)
+	cred, ok := h.endpointCredentials(w, r)
 	if !ok {
-		return writeJSONError(w, http.StatusUnauthorized, "sign in to the helpdesk")
+		return nil
 	}
 	appID := ""
 	if app != nil {
@@ -150,16 +147,37 @@ func (h *Handler) serveContext(w http.ResponseWriter, r *http.Request) error {
 		w.Header()[cacheHeader] = cacheMiss
 		return writeJSON(w, http.StatusOK, payload)
 	}
-	var he *helpdeskError
-	if errors.As(err, &he) && he.passThrough() {
-		return writeJSONError(w, he.status, http.StatusText(he.status))
-	}
-	if found {
+	if found && passedStatus(err) == 0 {
 		h.logger.Warn("serving a stale appContext: the helpdesk API failed", zap.Error(err))
 		w.Header()[cacheHeader] = cacheStale
 		return writeJSON(w, http.StatusOK, entry.payload)
 	}
-	h.logger.Error("building appContext: the helpdesk API failed", zap.Error(err))
+	return h.helpdeskFailed(w, err, "building appContext")
+}
+
+// endpointCredentials returns the credentials of a request to an endpoint
+// that acts for the signed-in agent, or answers it: 503 when the site has
+// no helpdesk_api to check them with, 401 when there are none.
+func (h *Handler) endpointCredentials(w http.ResponseWriter, r *http.Request) (credentialKey, bool) {
+	if h.helpdesk == nil {
+		writeJSONError(w, http.StatusServiceUnavailable, "helpdesk_api is not configured on this site")
+		return credentialKey{}, false
+	}
+	cred, ok := h.credentialKeyOf(r)
+	if !ok {
+		writeJSONError(w, http.StatusUnauthorized, "sign in to the helpdesk")
+	}
+	return cred, ok
+}
+
+// helpdeskFailed answers an endpoint request whose helpdesk API call
+// failed: the helpdesk's 401, 403 or 404 as it is; anything else is
+// logged, with what the gateway was doing, and answered 502.
+func (h *Handler) helpdeskFailed(w http.ResponseWriter, err error, doing string) error {
+	if status := passedStatus(err); status != 0 {
+		return writeJSONError(w, status, http.StatusText(status))
+	}
+	h.logger.Error(doing+": the helpdesk API failed", zap.Error(err))
 	return writeJSONError(w, http.StatusBadGateway, "the helpdesk API is not answering")
 }
 
@@ -310,20 +328,13 @@ func (h *Handler) serveApps(w http.ResponseWriter, r *http.Request) error {
 	if !hasInbox && queryValue(r.URL.RawQuery, "inbox") != "" {
 		return writeJSONError(w, http.StatusBadRequest, "inbox must be a positive integer")
 	}
-	if h.helpdesk == nil {
-		return writeJSONError(w, http.StatusServiceUnavailable, "helpdesk_api is not configured on this site")
-	}
-	cred, ok := h.credentialKeyOf(r)
+	cred, ok := h.endpointCredentials(w, r)
 	if !ok {
-		return writeJSONError(w, http.StatusUnauthorized, "sign in to the helpdesk")
+		return nil
 	}
 	agent, err := h.agent(r, cred)
 	if err != nil {
-		var he *helpdeskError
-		if errors.As(err, &he) && he.passThrough() {
-			return writeJSONError(w, he.status, http.StatusText(he.status))
-		}
-		return writeJSONError(w, http.StatusBadGateway, "the helpdesk API is not answering")
+		return h.helpdeskFailed(w, err, "listing the agent's apps")
 	}
 	list := make([]appEntry, 0, len(h.registry.ordered))
 	for _, a := range h.registry.ordered {

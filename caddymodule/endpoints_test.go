@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // fakeHelpdesk answers the Chatwoot API from fixtures, for two agents
@@ -259,6 +262,43 @@ func TestContextServesStaleWhenTheHelpdeskFails(t *testing.T) {
 	}
 	if w := contextRequest(h, "account=1&conversation=124", "api_access_token", "token-a"); w.Code != http.StatusBadGateway {
 		t.Errorf("no entry, helpdesk down: %d, want 502", w.Code)
+	}
+}
+
+// TestEndpointsOnHelpdeskFailures holds the endpoints that act for the
+// agent to one way of answering a failing helpdesk: its 401, 403 and 404
+// passed on, anything else a 502 with the cause logged, saying what the
+// gateway was doing.
+func TestEndpointsOnHelpdeskFailures(t *testing.T) {
+	for _, c := range []struct {
+		endpoint, query, doing string
+	}{
+		{"context", "account=1&conversation=123", "building appContext"},
+		{"apps", "account=1", "listing the agent's apps"},
+	} {
+		for _, helpdeskStatus := range []int{401, 404, 500, 503} {
+			hd := newFakeHelpdesk(t)
+			h := newTestHandler(t, hd.URL, time.Minute)
+			core, logs := observer.New(zap.ErrorLevel)
+			h.logger = zap.New(core)
+			hd.fail.Store(int64(helpdeskStatus))
+			r := httptest.NewRequest("GET", "/_dashboard_apps/"+c.endpoint+"?"+c.query, nil)
+			r.Header.Set("api_access_token", "token-a")
+			w := httptest.NewRecorder()
+			h.serveOwn(w, r, c.endpoint)
+			want, wantLogs := helpdeskStatus, 0
+			if helpdeskStatus >= 500 {
+				want, wantLogs = http.StatusBadGateway, 1
+			}
+			if w.Code != want {
+				t.Errorf("%s, helpdesk %d: answered %d, want %d", c.endpoint, helpdeskStatus, w.Code, want)
+			}
+			if logs.Len() != wantLogs {
+				t.Errorf("%s, helpdesk %d: %d errors logged, want %d", c.endpoint, helpdeskStatus, logs.Len(), wantLogs)
+			} else if wantLogs > 0 && !strings.HasPrefix(logs.All()[0].Message, c.doing+":") {
+				t.Errorf("%s, helpdesk %d: logged %q, want it to say %q", c.endpoint, helpdeskStatus, logs.All()[0].Message, c.doing)
+			}
+		}
 	}
 }
 

@@ -133,10 +133,17 @@ type helpdeskError struct {
 
 func (e *helpdeskError) Error() string { return e.err.Error() }
 
-// passThrough reports whether the helpdesk's status goes to the browser
-// as it is.
-func (e *helpdeskError) passThrough() bool {
-	return e.status == http.StatusUnauthorized || e.status == http.StatusForbidden || e.status == http.StatusNotFound
+// passedStatus returns the status of a helpdesk answer that goes to the
+// browser as it is (401, 403 or 404), or 0 for the helpdesk failing.
+func passedStatus(err error) int {
+	var he *helpdeskError
+	if errors.As(err, &he) {
+		switch he.status {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			return he.status
+		}
+	}
+	return 0
 }
 
 // helpdeskClient calls the helpdesk's Chatwoot-compatible API.
