@@ -15,10 +15,10 @@ import (
 // small and the helpdesk's own cookie paths untouched.
 const CookiePrefix = "dapp_"
 
-// CookieName is the browser-side name of the app's cookie name. App ids
+// cookieName is the browser-side name of the app's cookie name. App ids
 // never contain "_", so the first "_" after the prefix ends the id and no
 // app's names can collide with another's, whatever names the apps choose.
-func CookieName(appID, name string) string {
+func cookieName(appID, name string) string {
 	return CookiePrefix + appID + "_" + name
 }
 
@@ -32,7 +32,7 @@ func CookieName(appID, name string) string {
 // last Path wins (a relative or empty one meaning the default path), and a
 // Path or Domain over 1024 bytes is ignored. The output is
 //
-//	CookieName(appID, name) "=" value-as-sent {";" attribute-as-sent} "; Path=" proxied-path
+//	cookieName(appID, name) "=" value-as-sent {";" attribute-as-sent} "; Path=" proxied-path
 //
 // where every attribute except Path and Domain is kept byte for byte and in
 // order. The path is the upstream cookie path with the base path replaced by
@@ -205,7 +205,7 @@ func cookieProxiedPath(m *Mapper, p string) string {
 
 // AppCookies builds the Cookie header for the app's upstream request from
 // the browser's Cookie header values: only the cookies named
-// CookieName(appID, x) are kept, as x=value, in the order the browser sent
+// cookieName(appID, x) are kept, as x=value, in the order the browser sent
 // them. The helpdesk's cookies (its session among them) and other apps'
 // cookies never reach the app. Pairs without "=" or with an empty original
 // name are dropped. It returns "" when nothing is left.

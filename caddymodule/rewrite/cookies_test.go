@@ -7,10 +7,10 @@ import (
 )
 
 func TestCookieName(t *testing.T) {
-	if got := CookieName("orders", "sid"); got != "dapp_orders_sid" {
+	if got := cookieName("orders", "sid"); got != "dapp_orders_sid" {
 		t.Errorf("CookieName = %q", got)
 	}
-	if got := CookieName("crm-2", "__Host-x"); got != "dapp_crm-2___Host-x" {
+	if got := cookieName("crm-2", "__Host-x"); got != "dapp_crm-2___Host-x" {
 		t.Errorf("CookieName = %q", got)
 	}
 }
@@ -226,7 +226,7 @@ func FuzzScopeSetCookie(f *testing.F) {
 		inPair, inAttrs, _ := strings.Cut(v, ";")
 		name, value, _ := strings.Cut(pair, "=")
 		inName, inValue, _ := strings.Cut(inPair, "=")
-		if want := CookieName(appID, cookieTrim(inName)); name != want || value != inValue {
+		if want := cookieName(appID, cookieTrim(inName)); name != want || value != inValue {
 			t.Fatalf("pair %q from %q, want name %q value %q", pair, v, want, inValue)
 		}
 		if cookieTrim(inName) == "" {

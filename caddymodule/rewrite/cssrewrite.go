@@ -3,21 +3,9 @@ package rewrite
 import (
 	"bytes"
 	"io"
-	"math"
 	"net/url"
 	"sync"
 )
-
-// RewriteCSS appends css to dst with url() and @import references rewritten
-// with m.MapRef(ref, doc) (doc = upstream URL of the stylesheet or of the
-// HTML document for inline styles). Every other byte is copied as it is.
-func RewriteCSS(dst, css []byte, m *Mapper, doc *url.URL) []byte {
-	out := outSink{buf: dst, limit: math.MaxInt}
-	rm := refMapper{m: m, doc: doc}
-	var l cssLexer
-	l.rewrite(&out, css, true, &rm)
-	return out.buf
-}
 
 // CSSRewriter streams a text/css response. It holds back only a token
 // that a write leaves incomplete (a comment, a string, a url(...) or a
@@ -451,7 +439,7 @@ var (
 )
 
 // outSink collects output and passes it on in large writes; with no
-// writer it only appends to buf.
+// writer (and no limit) it only appends to buf, as tests use it.
 type outSink struct {
 	w     io.Writer
 	buf   []byte

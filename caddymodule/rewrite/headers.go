@@ -102,7 +102,8 @@ func MapLocation(v string, m *Mapper, doc *url.URL) string {
 	return v
 }
 
-// RewriteCSP rewrites one Content-Security-Policy(-Report-Only) header value.
+// rewriteCSP rewrites one Content-Security-Policy(-Report-Only) header
+// value, and reports whether it has a frame-ancestors directive.
 //
 // The browser splits a value into policies on "," and each policy into
 // directives on ";", and so does this; since a directive never spans either
@@ -111,13 +112,6 @@ func MapLocation(v string, m *Mapper, doc *url.URL) string {
 // ignores, gets the value 'self' (the helpdesk's origin, which the app now
 // shares); every other byte is kept, so a policy without frame-ancestors
 // comes back identical, and the common case does not allocate.
-func RewriteCSP(v string) string {
-	r, _ := rewriteCSP(v)
-	return r
-}
-
-// rewriteCSP is RewriteCSP that also reports whether v has a frame-ancestors
-// directive.
 func rewriteCSP(v string) (string, bool) {
 	if !cspHasFrameAncestors(v) {
 		return v, false
@@ -143,7 +137,7 @@ func rewriteCSP(v string) (string, bool) {
 
 const cspFrameAncestors = "frame-ancestors"
 
-// cspHasFrameAncestors is the cheap pre-check that lets RewriteCSP return
+// cspHasFrameAncestors is the cheap pre-check that lets rewriteCSP return
 // its input untouched for the policies that do not mention framing at all.
 func cspHasFrameAncestors(v string) bool {
 	for i := 0; i+len(cspFrameAncestors) <= len(v); i++ {

@@ -60,8 +60,8 @@ func TestRewriteCSP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := RewriteCSP(tt.in); got != tt.want {
-				t.Errorf("RewriteCSP(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+			if got := cspRewritten(tt.in); got != tt.want {
+				t.Errorf("cspRewritten(%q)\n got %q\nwant %q", tt.in, got, tt.want)
 			}
 		})
 	}
@@ -69,11 +69,11 @@ func TestRewriteCSP(t *testing.T) {
 
 func TestRewriteCSPHugeValue(t *testing.T) {
 	big := strings.Repeat("script-src https://a.example 'nonce-x'; ", 50000)
-	if got := RewriteCSP(big); got != big {
+	if got := cspRewritten(big); got != big {
 		t.Error("a huge policy without frame-ancestors changed")
 	}
 	in := big + "frame-ancestors " + strings.Repeat("https://x ", 10000)
-	if got, want := RewriteCSP(in), big+"frame-ancestors 'self' "; got != want {
+	if got, want := cspRewritten(in), big+"frame-ancestors 'self' "; got != want {
 		t.Errorf("huge policy: got ...%q", got[len(got)-40:])
 	}
 }
@@ -301,7 +301,7 @@ func TestRewriteResponseHeadersNilAndEmpty(t *testing.T) {
 }
 
 // cspDirectives splits a CSP value as the browser does, independently of
-// RewriteCSP's single pass.
+// rewriteCSP's single pass.
 func cspDirectives(v string) [][]string {
 	var out [][]string
 	for _, p := range strings.Split(v, ",") {
@@ -343,8 +343,8 @@ func FuzzRewriteCSP(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		got := RewriteCSP(v)
-		if again := RewriteCSP(got); again != got {
+		got := cspRewritten(v)
+		if again := cspRewritten(got); again != got {
 			t.Fatalf("not idempotent: %q -> %q -> %q", v, got, again)
 		}
 		in, out := cspDirectives(v), cspDirectives(got)
@@ -674,4 +674,10 @@ func FuzzMapLink(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q -> %q", v, got, again)
 		}
 	})
+}
+
+// cspRewritten is rewriteCSP's new value alone.
+func cspRewritten(v string) string {
+	r, _ := rewriteCSP(v)
+	return r
 }
