@@ -782,14 +782,28 @@ func TestProxyPassesWebSockets(t *testing.T) {
 	}
 }
 
-// doAsBrowser sends req, and sends an idempotent request once more when
-// its connection was closed under it (EOF, reset), as browsers do: a
-// config reload replaces Caddy's servers, and the old one closes the
-// connections it holds, possibly one a request was just sent on.
+// doAsBrowser sends req as a browser does: when the kept-alive connection
+// it went on turns out closed by the server (a config reload closes idle
+// ones), a request without a body is sent once more, on a new connection.
 func doAsBrowser(c *http.Client, req *http.Request) (*http.Response, error) {
-	resp, err := c.Do(req)
-	if err != nil && req.Body == nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
-		return c.Do(req)
-	}
+	resp, _, err := sendRetried(c, req)
 	return resp, err
+}
+
+// sendRetried is doAsBrowser that also tells whether it retried.
+func sendRetried(c *http.Client, req *http.Request) (*http.Response, bool, error) {
+	resp, err := c.Do(req)
+	if err == nil || req.Body != nil || !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		return resp, false, err
+	}
+	fresh := *c
+	if t, ok := c.Transport.(*http.Transport); ok {
+		t = t.Clone()
+		t.DisableKeepAlives = true
+		fresh.Transport = t
+	} else {
+		fresh.Transport = &http.Transport{DisableKeepAlives: true}
+	}
+	resp, err = fresh.Do(req)
+	return resp, true, err
 }

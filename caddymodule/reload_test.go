@@ -1,14 +1,12 @@
 package caddymodule
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -55,10 +53,9 @@ func TestReloadsUnderLoad(t *testing.T) {
 				}
 				req, _ := http.NewRequest(http.MethodGet, gatewayBase+paths[n%len(paths)], nil)
 				req.Header.Set("Cookie", agentCookie)
-				resp, err := client.Do(req)
-				if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
-					retried.Add(1) // counted, then sent again as doAsBrowser does
-					resp, err = client.Do(req)
+				resp, again, err := sendRetried(client, req)
+				if again {
+					retried.Add(1)
 				}
 				if err == nil {
 					_, err = io.Copy(io.Discard, resp.Body)
