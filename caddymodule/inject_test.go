@@ -214,3 +214,41 @@ func TestInjectedPageHeadIsLikeGet(t *testing.T) {
 		t.Errorf("HEAD ETag = %q", got)
 	}
 }
+
+// TestAbortedPagesAreFlushed holds both kinds of page transform to what
+// Caddy's reverse proxy does before it aborts a response the upstream
+// broke off: what came is written and flushed (net/http would drop what
+// it buffers), plain or compressed.
+func TestAbortedPagesAreFlushed(t *testing.T) {
+	h, _ := injectingHandler()
+	const head = "<html><head><title>Inbox</title>"
+	for _, gzipped := range []bool{false, true} {
+		next := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "text/html")
+			body := []byte(head)
+			if gzipped {
+				var b bytes.Buffer
+				zw := gzip.NewWriter(&b)
+				zw.Write(body)
+				zw.Flush()
+				body = b.Bytes()
+				w.Header().Set("Content-Encoding", "gzip")
+			}
+			w.WriteHeader(http.StatusOK)
+			w.Write(body)
+			panic(http.ErrAbortHandler)
+		})
+		rec := httptest.NewRecorder()
+		func() {
+			defer func() {
+				if v := recover(); v != http.ErrAbortHandler {
+					t.Fatalf("gzip %v: recovered %v, want the abort to go on", gzipped, v)
+				}
+			}()
+			h.serveInjected(rec, httptest.NewRequest(http.MethodGet, "http://helpdesk.test/app/accounts/1", nil), next)
+		}()
+		if !rec.Flushed || rec.Code != http.StatusOK || !strings.HasPrefix(rec.Body.String(), head) {
+			t.Errorf("gzip %v: flushed %v, status %d, body %q; want what came, flushed", gzipped, rec.Flushed, rec.Code, rec.Body)
+		}
+	}
+}

@@ -397,7 +397,10 @@ func (o *heldOutput) flush() {
 
 // close writes out what is held, for the end of the response to flush:
 // with its length, when that is the whole of a complete body and no
-// trailer follows. Writes after close go straight through.
+// trailer follows. A response being aborted is flushed here, as Caddy's
+// reverse proxy flushes before it aborts, so that the browser gets what
+// came (net/http drops what it buffers when the handler panics). Writes
+// after close go straight through.
 func (o *heldOutput) close(complete bool) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -418,8 +421,13 @@ func (o *heldOutput) close(complete bool) error {
 	if err := o.writeHeld(); err != nil {
 		return err
 	}
-	_, err := o.writeOut(nil) // the status of an empty body
-	return err
+	if _, err := o.writeOut(nil); err != nil { // the status of an empty body
+		return err
+	}
+	if !complete {
+		_ = http.NewResponseController(o.rw).Flush() // best effort: it is broken anyway
+	}
+	return nil
 }
 
 // decodingTransform decodes a compressed body into a rewriter. Decoders
@@ -481,4 +489,12 @@ func (b directBody) Flush() error {
 	return http.NewResponseController(b.rw).Flush()
 }
 
-func (b directBody) end(bool) error { return b.bodyTransform.Close() }
+// end closes the transform; an aborted response is flushed, as
+// heldOutput.close does.
+func (b directBody) end(complete bool) error {
+	err := b.bodyTransform.Close()
+	if !complete {
+		_ = http.NewResponseController(b.rw).Flush() // best effort: it is broken anyway
+	}
+	return err
+}
