@@ -88,7 +88,7 @@ func writeKeptCookieAttrs(b *strings.Builder, attrs string) {
 		return
 	}
 	for attr := range strings.SplitSeq(attrs, ";") {
-		if n, _ := cookieAttr(attr); asciiFoldEqual(n, "path") || asciiFoldEqual(n, "domain") {
+		if n, _ := cookieAttr(attr); foldEq(n, "path") || foldEq(n, "domain") {
 			continue
 		}
 		b.WriteByte(';')
@@ -113,17 +113,17 @@ func parseCookieAttrs(attrs string) cookieAttrs {
 	for attr := range strings.SplitSeq(attrs, ";") {
 		name, value := cookieAttr(attr)
 		switch {
-		case asciiFoldEqual(name, "secure"):
+		case foldEq(name, "secure"):
 			a.secure = true
-		case asciiFoldEqual(name, "httponly"):
+		case foldEq(name, "httponly"):
 			a.httpOnly = true
 		case len(value) > 1024:
 			// RFC 6265bis 5.6: such a Domain or Path is ignored entirely.
-		case asciiFoldEqual(name, "domain"):
+		case foldEq(name, "domain"):
 			if value != "" && value != "." {
 				a.domain = true
 			}
-		case asciiFoldEqual(name, "path"):
+		case foldEq(name, "path"):
 			a.pathAttr = true
 			if value != "" && value[0] == '/' {
 				a.hasPath, a.path = true, value
@@ -149,20 +149,16 @@ func cookieAttr(attr string) (name, value string) {
 func cookiePrefixRulesHold(name string, a cookieAttrs, upstreamPath string) bool {
 	hostOnly := !a.domain && a.pathAttr && upstreamPath == "/"
 	switch {
-	case cookieHasPrefixFold(name, "__Host-Http-"):
+	case hasPrefixFold(name, "__host-http-"):
 		return a.secure && a.httpOnly && hostOnly
-	case cookieHasPrefixFold(name, "__Host-"):
+	case hasPrefixFold(name, "__host-"):
 		return a.secure && hostOnly
-	case cookieHasPrefixFold(name, "__Http-"):
+	case hasPrefixFold(name, "__http-"):
 		return a.secure && a.httpOnly
-	case cookieHasPrefixFold(name, "__Secure-"):
+	case hasPrefixFold(name, "__secure-"):
 		return a.secure
 	}
 	return true
-}
-
-func cookieHasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && asciiFoldEqual(s[:len(prefix)], prefix)
 }
 
 // defaultCookiePath is RFC 6265's default-path of the upstream request URL:

@@ -239,9 +239,9 @@ func FuzzScopeSetCookie(f *testing.F) {
 		for a := range strings.SplitSeq(attrs, ";") {
 			n, val := cookieAttr(a)
 			switch {
-			case asciiFoldEqual(n, "domain"):
+			case foldEq(n, "domain"):
 				t.Fatalf("Domain kept: %q -> %q", v, got)
-			case asciiFoldEqual(n, "path"):
+			case foldEq(n, "path"):
 				paths++
 				if a != " Path="+val || !strings.HasPrefix(val, m.Proxied()) ||
 					strings.ContainsFunc(val, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
@@ -260,7 +260,7 @@ func FuzzScopeSetCookie(f *testing.F) {
 		var want []string
 		if strings.Contains(v, ";") {
 			for a := range strings.SplitSeq(inAttrs, ";") {
-				if n, _ := cookieAttr(a); !asciiFoldEqual(n, "path") && !asciiFoldEqual(n, "domain") {
+				if n, _ := cookieAttr(a); !foldEq(n, "path") && !foldEq(n, "domain") {
 					want = append(want, a)
 				}
 			}

@@ -573,8 +573,10 @@ func lookPrefix(b []byte, pat string, fold bool) match {
 }
 
 // foldEq reports whether b equals s, a lower-case ASCII string, ignoring
-// ASCII case.
-func foldEq(b []byte, s string) bool {
+// ASCII case only: the grammars of HTML, CSS and headers are ASCII, and
+// strings.EqualFold's Unicode folding ("K" for K, "ſ" for s) would match
+// names that browsers do not.
+func foldEq[T string | []byte](b T, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
@@ -584,6 +586,11 @@ func foldEq(b []byte, s string) bool {
 		}
 	}
 	return true
+}
+
+// hasPrefixFold is foldEq for a prefix of b.
+func hasPrefixFold(b, prefix string) bool {
+	return len(b) >= len(prefix) && foldEq(b[:len(prefix)], prefix)
 }
 
 func lowerASCII(c byte) byte {

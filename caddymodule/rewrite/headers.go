@@ -141,7 +141,7 @@ const cspFrameAncestors = "frame-ancestors"
 // its input untouched for the policies that do not mention framing at all.
 func cspHasFrameAncestors(v string) bool {
 	for i := 0; i+len(cspFrameAncestors) <= len(v); i++ {
-		if v[i]|0x20 == 'f' && asciiFoldEqual(v[i:i+len(cspFrameAncestors)], cspFrameAncestors) {
+		if v[i]|0x20 == 'f' && foldEq(v[i:i+len(cspFrameAncestors)], cspFrameAncestors) {
 			return true
 		}
 	}
@@ -163,7 +163,7 @@ func cspWriteDirective(b *strings.Builder, d string) bool {
 			break
 		}
 	}
-	if !asciiFoldEqual(name, cspFrameAncestors) {
+	if !foldEq(name, cspFrameAncestors) {
 		b.WriteString(d)
 		return false
 	}
@@ -180,28 +180,6 @@ func cspWriteDirective(b *strings.Builder, d string) bool {
 	}
 	b.WriteString("'self'")
 	b.WriteString(trail)
-	return true
-}
-
-// asciiFoldEqual reports whether s and t are equal under ASCII case folding
-// only; header grammars are ASCII, and strings.EqualFold's Unicode folding
-// ("K" for K, "ſ" for s) would match names that browsers do not.
-func asciiFoldEqual(s, t string) bool {
-	if len(s) != len(t) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		a, b := s[i], t[i]
-		if 'A' <= a && a <= 'Z' {
-			a += 'a' - 'A'
-		}
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		if a != b {
-			return false
-		}
-	}
 	return true
 }
 
