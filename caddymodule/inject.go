@@ -172,6 +172,17 @@ func unmarkETags(v, version string) string {
 	return strings.ReplaceAll(v, etagMark(version)+`"`, `"`)
 }
 
+// adaptPageCSP lets the host script, its stylesheet, the context API and
+// the app frames through the helpdesk page's Content-Security-Policy (see
+// rewrite.AdaptPageCSP): a nonce to reuse, or integrity when the tag must
+// carry the script's hash.
+func adaptPageCSP(hd http.Header, origin, prefix, jsHash string) (nonce string, integrity bool) {
+	return rewrite.AdaptPageCSP(hd, rewrite.PageSources{
+		Origin: origin, Script: origin + ownPrefix + "host.js", ScriptHash: jsHash,
+		Style: origin + ownPrefix + "host.css", Connect: origin + ownPrefix, Frame: origin + prefix,
+	})
+}
+
 // requestOrigin is the site's origin as the browser sees it.
 func requestOrigin(r *http.Request) string {
 	if r.TLS != nil {
