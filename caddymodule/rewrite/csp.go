@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -65,6 +66,14 @@ type directive struct {
 	text   string // as written, for unchanged output
 	tokens []string
 	added  []string
+}
+
+// written is the directive's name as the policy spells it.
+func (d *directive) written() string {
+	if f := cspFields(d.text); len(f) > 0 {
+		return f[0]
+	}
+	return d.name // one the adaptation created
 }
 
 type policy []*directive
@@ -160,7 +169,7 @@ func (p policy) effective(chain ...string) *directive {
 // everything else.
 func (p *policy) need(src string, allowed func(*directive) bool, create string, chain ...string) {
 	d := p.effective(chain...)
-	if d == nil || allowed(d) {
+	if d == nil || allowed(d) || d.lists(src) {
 		return
 	}
 	if d.name != chain[0] && d.name != create {
@@ -168,12 +177,13 @@ func (p *policy) need(src string, allowed func(*directive) bool, create string, 
 		*p = append(*p, nd)
 		d = nd
 	}
-	for _, a := range d.added {
-		if a == src {
-			return
-		}
-	}
 	d.added = append(d.added, src)
+}
+
+// lists reports whether src is among the directive's sources already (a
+// policy adapted before, or written with them).
+func (d *directive) lists(src string) bool {
+	return slices.Contains(d.tokens, src) || slices.Contains(d.added, src)
 }
 
 func (p policy) String() string {
@@ -184,7 +194,7 @@ func (p policy) String() string {
 			continue
 		}
 		toks := make([]string, 0, len(d.tokens)+len(d.added)+1)
-		toks = append(toks, d.name)
+		toks = append(toks, d.written())
 		for _, t := range d.tokens {
 			if !foldEq(t, "'none'") { // 'none' beside a source would be ignored anyway
 				toks = append(toks, t)

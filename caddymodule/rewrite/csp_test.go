@@ -2,6 +2,8 @@ package rewrite
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -40,4 +42,44 @@ func TestAdaptPageCSPReadsPoliciesAsBrowsers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzAdaptPageCSP holds AdaptPageCSP to what it promises on any policy:
+// a policy it has adapted needs nothing more (adapting again changes
+// nothing), it only ever adds the sources it was given, a nonce it returns
+// is safe to copy into markup, and it keeps the number of policies.
+func FuzzAdaptPageCSP(f *testing.F) {
+	for _, s := range []string{
+		"", "default-src 'none'", "script-src 'nonce-abc' 'strict-dynamic'; frame-src 'none'",
+		"default-src 'self', frame-src 'none'", "child-src https://x.test", "SCRIPT-SRC 'NONCE-a+b/c=' ; style-src 'nonce-A'",
+		"default-src 'none'; script-src\u00a0'self'", "script-src 'self' 'ſtrict-dynamic'", ";,; ,", "script-src-elem 'none'; default-src *",
+	} {
+		f.Add(s)
+	}
+	src := PageSources{Origin: "https://hd.test", Script: "https://hd.test/s.js", ScriptHash: "sha256-AAA",
+		Style: "https://hd.test/s.css", Connect: "https://hd.test/api/", Frame: "https://hd.test/apps/"}
+	f.Fuzz(func(t *testing.T, v string) {
+		if strings.ContainsAny(v, "\r\n") {
+			return // not a header value
+		}
+		h := http.Header{"Content-Security-Policy": {v}}
+		nonce, _ := AdaptPageCSP(h, src)
+		once := h.Get("Content-Security-Policy")
+		if nonce != "" && !validNonce(nonce) {
+			t.Fatalf("unsafe nonce %q from %q", nonce, v)
+		}
+		if strings.Count(once, ",") != strings.Count(v, ",") {
+			t.Fatalf("policy count changed: %q -> %q", v, once)
+		}
+		for _, tok := range cspFields(strings.NewReplacer(";", " ", ",", " ").Replace(once)) {
+			if !strings.Contains(v, tok) && !slices.Contains([]string{"'sha256-AAA'", src.Script, src.Style, src.Connect, src.Frame,
+				"script-src", "style-src", "connect-src", "frame-src"}, tok) {
+				t.Fatalf("added %q: %q -> %q", tok, v, once)
+			}
+		}
+		h = http.Header{"Content-Security-Policy": {once}}
+		if again, _ := AdaptPageCSP(h, src); again != nonce || h.Get("Content-Security-Policy") != once {
+			t.Fatalf("not settled: %q -> %q -> %q", v, once, h.Get("Content-Security-Policy"))
+		}
+	})
 }
