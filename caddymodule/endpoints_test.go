@@ -276,7 +276,7 @@ func TestEndpointsOnHelpdeskFailures(t *testing.T) {
 		{"context", "account=1&conversation=123", "building appContext"},
 		{"apps", "account=1", "listing the agent's apps"},
 	} {
-		for _, helpdeskStatus := range []int{401, 404, 500, 503} {
+		for _, helpdeskStatus := range []int{401, 403, 404, 500, 503} {
 			hd := newFakeHelpdesk(t)
 			h := newTestHandler(t, hd.URL, time.Minute)
 			core, logs := observer.New(zap.ErrorLevel)
@@ -450,7 +450,20 @@ func TestHostScriptEncoding(t *testing.T) {
 		"identity":           false,
 		"":                   false,
 	} {
-		resp, _ := get(t, tester, "/_dashboard_apps/host.js", "Accept-Encoding", accept)
+		// Go's transport asks for gzip itself, and undoes it, when a
+		// request names no Accept-Encoding; this one sends what it is given.
+		transport := tester.Client.Transport.(*http.Transport).Clone()
+		transport.DisableCompression = true
+		req, _ := http.NewRequest(http.MethodGet, gatewayBase+"/_dashboard_apps/host.js", nil)
+		if accept != "" {
+			req.Header.Set("Accept-Encoding", accept)
+		}
+		resp, err := (&http.Client{Transport: transport}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		transport.CloseIdleConnections()
 		if got := resp.Header.Get("Content-Encoding") == "gzip"; resp.StatusCode != http.StatusOK || got != gz {
 			t.Errorf("Accept-Encoding %q: status %d, gzipped %v, want %v", accept, resp.StatusCode, got, gz)
 		}
