@@ -30,50 +30,43 @@ type PageSources struct {
 // on ";", directives on ASCII white space, names and keywords compared
 // ASCII case-insensitively, nonces and hashes exactly.
 func AdaptPageCSP(hd http.Header, src PageSources) (nonce string, integrity bool) {
-	src.Origin = lowerASCIIString(src.Origin) // as foldEq compares
-	type header struct {
-		vals     []string
-		policies [][]policy // per value
+	src.Origin = strings.ToLower(src.Origin) // as foldEq compares
+	type value struct {
+		vals     []string // the header's values: written back in place
+		i        int
+		raw      []string // the value's policies as written
+		policies []policy
 	}
-	var headers []header
+	var values []value
 	for _, name := range []string{"Content-Security-Policy", "Content-Security-Policy-Report-Only"} {
-		h := header{vals: hd.Values(name)}
-		for _, v := range h.vals {
-			var ps []policy
-			for _, raw := range strings.Split(v, ",") {
+		vals := hd[name]
+		for i, v := range vals {
+			val := value{vals: vals, i: i, raw: strings.Split(v, ",")}
+			for _, raw := range val.raw {
 				p := parsePolicy(raw)
 				if nonce == "" {
 					nonce = p.nonce()
 				}
-				ps = append(ps, p)
+				val.policies = append(val.policies, p)
 			}
-			h.policies = append(h.policies, ps)
+			values = append(values, val)
 		}
-		headers = append(headers, h)
 	}
-	for _, h := range headers {
-		for i, ps := range h.policies {
-			var hashed bool
-			h.vals[i], hashed = extendPolicies(h.vals[i], ps, src, nonce)
-			integrity = integrity || hashed
+	for _, v := range values {
+		changed, hashed := extendPolicies(v.raw, v.policies, src, nonce)
+		if changed {
+			v.vals[v.i] = strings.Join(v.raw, ",")
 		}
+		integrity = integrity || hashed
 	}
 	return nonce, integrity
 }
 
 type directive struct {
-	name   string // lower case
+	name   string // as written; compared with foldEq
 	text   string // as written, for unchanged output
 	tokens []string
 	added  []string
-}
-
-// written is the directive's name as the policy spells it.
-func (d *directive) written() string {
-	if f := cspFields(d.text); len(f) > 0 {
-		return f[0]
-	}
-	return d.name // one the adaptation created
 }
 
 type policy []*directive
@@ -81,58 +74,44 @@ type policy []*directive
 func parsePolicy(p string) policy {
 	var out policy
 	for _, d := range strings.Split(p, ";") {
-		f := cspFields(d)
+		f := strings.FieldsFunc(d, isCSPSpace)
 		if len(f) == 0 {
 			continue
 		}
-		out = append(out, &directive{name: lowerASCIIString(f[0]), text: d, tokens: f[1:]})
+		out = append(out, &directive{name: f[0], text: d, tokens: f[1:]})
 	}
 	return out
 }
 
-// cspFields splits a directive on ASCII white space, as CSP does (not on
-// Unicode white space, as strings.Fields would).
-func cspFields(d string) []string {
-	var f []string
-	for i := skipSpaces(d, 0); i < len(d); i = skipSpaces(d, i) {
-		j := i
-		for j < len(d) && !isSpace(d[j]) {
-			j++
-		}
-		f = append(f, d[i:j])
-		i = j
-	}
-	return f
-}
+// isCSPSpace is ASCII white space, where CSP splits a directive (not
+// Unicode's, where strings.Fields would).
+func isCSPSpace(r rune) bool { return r < 0x80 && isSpace(byte(r)) }
 
-func lowerASCIIString(s string) string {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				b[j] = lowerASCII(b[j])
-			}
-			return string(b)
-		}
-	}
-	return s
-}
+// scriptChain is the fallback chain of script elements' sources.
+var scriptChain = []string{"script-src-elem", "script-src", "default-src"}
 
 // nonce returns the nonce of the policy's script directive, if it is one
 // that can be copied into markup safely.
 func (p policy) nonce() string {
-	s := p.effective("script-src-elem", "script-src", "default-src")
+	s := p.effective(scriptChain...)
 	if s == nil {
 		return ""
 	}
 	for _, tok := range s.tokens {
-		if len(tok) > len("'nonce-'") && hasPrefixFold(tok, "'nonce-") && tok[len(tok)-1] == '\'' {
-			if n := tok[len("'nonce-") : len(tok)-1]; validNonce(n) {
-				return n
-			}
+		if n, ok := nonceSource(tok); ok && validNonce(n) {
+			return n
 		}
 	}
 	return ""
+}
+
+// nonceSource returns the nonce of a 'nonce-...' source: the keyword in
+// any ASCII case, the nonce as written.
+func nonceSource(tok string) (string, bool) {
+	if len(tok) > len("'nonce-'") && hasPrefixFold(tok, "'nonce-") && tok[len(tok)-1] == '\'' {
+		return tok[len("'nonce-") : len(tok)-1], true
+	}
+	return "", false
 }
 
 // validNonce accepts the base64 alphabets a nonce is written in; anything
@@ -143,7 +122,7 @@ func validNonce(n string) bool {
 	}
 	for i := 0; i < len(n); i++ {
 		c := n[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=' || c == '-' || c == '_') {
+		if !isASCIIAlpha(c) && !isDigit(c) && c != '+' && c != '/' && c != '=' && c != '-' && c != '_' {
 			return false
 		}
 	}
@@ -154,7 +133,7 @@ func validNonce(n string) bool {
 func (p policy) effective(chain ...string) *directive {
 	for _, name := range chain {
 		for _, d := range p {
-			if d.name == name {
+			if foldEq(d.name, name) {
 				return d
 			}
 		}
@@ -172,7 +151,7 @@ func (p *policy) need(src string, allowed func(*directive) bool, create string, 
 	if d == nil || allowed(d) || d.lists(src) {
 		return
 	}
-	if d.name != chain[0] && d.name != create {
+	if !foldEq(d.name, chain[0]) && !foldEq(d.name, create) {
 		nd := &directive{name: create, tokens: append([]string(nil), d.tokens...)}
 		*p = append(*p, nd)
 		d = nd
@@ -194,7 +173,7 @@ func (p policy) String() string {
 			continue
 		}
 		toks := make([]string, 0, len(d.tokens)+len(d.added)+1)
-		toks = append(toks, d.written())
+		toks = append(toks, d.name)
 		for _, t := range d.tokens {
 			if !foldEq(t, "'none'") { // 'none' beside a source would be ignored anyway
 				toks = append(toks, t)
@@ -210,8 +189,9 @@ func (p policy) String() string {
 	return strings.Join(parts, ";")
 }
 
-// extendPolicies extends the comma-separated policies ps of a header value.
-func extendPolicies(value string, ps []policy, src PageSources, nonce string) (string, bool) {
+// extendPolicies extends the policies ps of a header value, written raw,
+// replacing in raw those it changes.
+func extendPolicies(raw []string, ps []policy, src PageSources, nonce string) (changed, hashed bool) {
 	allowsOrigin := func(d *directive) bool {
 		for _, t := range d.tokens {
 			if t == "*" || foldEq(t, "'self'") || foldEq(strings.TrimRight(t, "/"), src.Origin) {
@@ -225,13 +205,11 @@ func extendPolicies(value string, ps []policy, src PageSources, nonce string) (s
 	allowsOwn := func(d *directive) bool {
 		return (nonce != "" && d.hasNonce(nonce)) || allowsOrigin(d)
 	}
-	policies := strings.Split(value, ",")
-	changed, hashed := false, false
 	for i, p := range ps {
-		if s := p.effective("script-src-elem", "script-src", "default-src"); s != nil && !allowsOwn(s) {
-			p.need("'"+src.ScriptHash+"'", allowsOwn, "script-src", "script-src-elem", "script-src", "default-src")
+		if s := p.effective(scriptChain...); s != nil && !allowsOwn(s) {
+			p.need("'"+src.ScriptHash+"'", allowsOwn, "script-src", scriptChain...)
 			if !s.hasKeyword("'strict-dynamic'") { // which ignores host sources
-				p.need(src.Script, allowsOwn, "script-src", "script-src-elem", "script-src", "default-src")
+				p.need(src.Script, allowsOwn, "script-src", scriptChain...)
 			}
 			hashed = true
 		}
@@ -239,14 +217,11 @@ func extendPolicies(value string, ps []policy, src PageSources, nonce string) (s
 		p.need(src.Connect, allowsOrigin, "connect-src", "connect-src", "default-src")
 		p.need(src.Frame, allowsOrigin, "frame-src", "frame-src", "child-src", "default-src")
 		if p.changed() {
-			policies[i] = p.String()
+			raw[i] = p.String()
 			changed = true
 		}
 	}
-	if !changed {
-		return value, false
-	}
-	return strings.Join(policies, ","), hashed
+	return changed, hashed
 }
 
 func (p policy) changed() bool {
@@ -273,7 +248,7 @@ func (d *directive) hasKeyword(keyword string) bool {
 // keyword in any case, the nonce itself exactly.
 func (d *directive) hasNonce(n string) bool {
 	for _, t := range d.tokens {
-		if len(t) == len("'nonce-'")+len(n) && hasPrefixFold(t, "'nonce-") && t[len("'nonce-"):len(t)-1] == n && t[len(t)-1] == '\'' {
+		if tn, ok := nonceSource(t); ok && tn == n {
 			return true
 		}
 	}
