@@ -118,6 +118,13 @@ func (w *transformingWriter) serveThrough(serve func(http.ResponseWriter) error,
 		if cerr := w.body.end(complete); cerr != nil && err == nil {
 			closeFailed(cerr)
 		}
+		if !complete {
+			// Being aborted: Caddy's reverse proxy flushes before it
+			// panics, so that the browser gets what came (net/http drops
+			// what it buffers); what the transform held is only written
+			// now, so flush again. Best effort: the response is broken.
+			_ = http.NewResponseController(w.ResponseWriter).Flush()
+		}
 	}()
 	err = serve(w)
 	complete = err == nil
@@ -277,7 +284,17 @@ type heldBody struct {
 	out *heldOutput
 }
 
-func (b *heldBody) writeHeader(status int) { b.out.holdStatus(status) }
+// writeHeader holds the status with the body, but for a response that
+// announces trailers: Caddy puts their values in the header map after the
+// body, on the handler's goroutine, so its header must be written first
+// (and, as it is chunked, there is no length to gain).
+func (b *heldBody) writeHeader(status int) {
+	if b.out.rw.Header().Get("Trailer") != "" {
+		b.out.rw.WriteHeader(status)
+		return
+	}
+	b.out.holdStatus(status)
+}
 
 func (b *heldBody) end(complete bool) error {
 	err := b.bodyTransform.Close()
@@ -319,7 +336,8 @@ type heldOutput struct {
 	status  int     // to write before the first bytes; 0 once written
 	held    *[]byte // nil when nothing is held
 	timer   *time.Timer
-	pending bool // the timer is to flush
+	pending bool  // the timer is to flush
+	err     error // of the timer's write, for the next Write to return
 	closed  bool
 }
 
@@ -332,6 +350,9 @@ func (o *heldOutput) holdStatus(status int) {
 func (o *heldOutput) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.err != nil {
+		return 0, o.err // the browser went away: stop Caddy's copying
+	}
 	if o.closed {
 		return o.writeOut(p)
 	}
@@ -390,16 +411,13 @@ func (o *heldOutput) flush() {
 		return
 	}
 	o.pending = false
-	if o.writeHeld() == nil {
-		_ = http.NewResponseController(o.rw).Flush()
+	if o.err = o.writeHeld(); o.err == nil {
+		o.err = http.NewResponseController(o.rw).Flush()
 	}
 }
 
 // close writes out what is held, for the end of the response to flush:
-// with its length, when that is the whole of a complete body and no
-// trailer follows. A response being aborted is flushed here, as Caddy's
-// reverse proxy flushes before it aborts, so that the browser gets what
-// came (net/http drops what it buffers when the handler panics). Writes
+// with its length, when that is the whole of a complete body. Writes
 // after close go straight through.
 func (o *heldOutput) close(complete bool) error {
 	o.mu.Lock()
@@ -411,7 +429,10 @@ func (o *heldOutput) close(complete bool) error {
 	if o.timer != nil {
 		o.timer.Stop()
 	}
-	if complete && o.status != 0 && o.rw.Header().Get("Trailer") == "" {
+	if o.err != nil {
+		return o.err
+	}
+	if complete && o.status != 0 {
 		n := 0
 		if o.held != nil {
 			n = len(*o.held)
@@ -421,13 +442,8 @@ func (o *heldOutput) close(complete bool) error {
 	if err := o.writeHeld(); err != nil {
 		return err
 	}
-	if _, err := o.writeOut(nil); err != nil { // the status of an empty body
-		return err
-	}
-	if !complete {
-		_ = http.NewResponseController(o.rw).Flush() // best effort: it is broken anyway
-	}
-	return nil
+	_, err := o.writeOut(nil) // the status of an empty body
+	return err
 }
 
 // decodingTransform decodes a compressed body into a rewriter. Decoders
@@ -489,12 +505,4 @@ func (b directBody) Flush() error {
 	return http.NewResponseController(b.rw).Flush()
 }
 
-// end closes the transform; an aborted response is flushed, as
-// heldOutput.close does.
-func (b directBody) end(complete bool) error {
-	err := b.bodyTransform.Close()
-	if !complete {
-		_ = http.NewResponseController(b.rw).Flush() // best effort: it is broken anyway
-	}
-	return err
-}
+func (b directBody) end(bool) error { return b.bodyTransform.Close() }
