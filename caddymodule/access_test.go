@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -251,5 +252,43 @@ func TestIdentityKeySurvivesReload(t *testing.T) {
 	defer adminDo(t, http.MethodDelete, "/config/apps/dashboard_apps/apps/reloaded", "")
 	if after := fetchJWKS(t, tester).Keys[0].KeyID; after != before {
 		t.Errorf("key changed across a reload: %s → %s", before, after)
+	}
+}
+
+// TestAssertionFollowsAccountAndRole holds a reused identity assertion to
+// the account and role the X-Dashboard-* headers of the same request give:
+// when the agent's profile changes either, a new one is signed.
+func TestAssertionFollowsAccountAndRole(t *testing.T) {
+	h := newTestHandler(t, "http://127.0.0.1:1", time.Minute)
+	p := &appProxy{app: &AppConfig{id: "orders"}, signer: h.registry.identity.signer, state: h.state}
+	cred := credentialKey{1}
+	one, two := int64(1), int64(2)
+	for _, step := range []struct {
+		agent *profile
+		want  string // account/role in both the headers and the assertion
+	}{
+		{&profile{AccountID: &one, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAgent}}}, "1/agent"},
+		{&profile{AccountID: &two, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAgent}}}, "2/agent"},
+		{&profile{AccountID: &two, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAdministrator}}}, "2/administrator"},
+	} {
+		hd := http.Header{}
+		if err := p.addIdentity(hd, step.agent, cred); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := jwt.ParseSigned(hd.Get("X-Dashboard-Agent-Assertion"), []jose.SignatureAlgorithm{jose.EdDSA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims struct {
+			Account int64  `json:"account"`
+			Role    string `json:"role"`
+		}
+		if err := tok.UnsafeClaimsWithoutVerification(&claims); err != nil {
+			t.Fatal(err)
+		}
+		headers := hd.Get("X-Dashboard-Account-Id") + "/" + hd.Get("X-Dashboard-Agent-Role")
+		if asserted := fmt.Sprintf("%d/%s", claims.Account, claims.Role); headers != step.want || asserted != step.want {
+			t.Errorf("headers say %s, assertion %s; want %s", headers, asserted, step.want)
+		}
 	}
 }

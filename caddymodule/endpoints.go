@@ -82,7 +82,7 @@ func profileKey(cred credentialKey) (k [profileKeyLen]byte) {
 // contextKeyBuf holds a key of a conversation's context for an agent:
 // kind 'b' is the context as the helpdesk gave it, without a token; kind
 // 'x' the message for an app (whose token it carries; "" for all apps);
-// kind 'a' an identity assertion for an app (account and conversation 0).
+// kind 'a' an identity assertion for an app in an account (conversation 0).
 type contextKeyBuf [contextKeyLen + maxAppIDLen]byte
 
 func contextKey(kind byte, cred credentialKey, account, conversation int64, app string) (k contextKeyBuf, n int) {

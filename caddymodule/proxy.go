@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -191,20 +192,27 @@ func withoutQueryParam(raw, name string) string {
 // per agent, so a busy page does not pay for a signature per request.
 func (p *appProxy) addIdentity(h http.Header, agent *profile, cred credentialKey) error {
 	account, role, _ := agent.accountFor(p.app)
-	k, n := contextKey('a', cred, 0, 0, p.app.id)
+	// An assertion is reused for the account it names and the role it
+	// carries, which the cached entry starts with: a change in either
+	// (the agent's profile is re-read) signs a new one, so that the
+	// assertion never says other than the X-Dashboard-* headers.
+	k, n := contextKey('a', cred, account, 0, p.app.id)
 	key := k[:n]
 	bp := entryBufs.Get().(*[]byte)
 	defer entryBufs.Put(bp)
 	var assertion string
 	if e, ok := p.state.lookup(key, *bp, assertionReuse); ok && e.fresh {
-		assertion = string(e.payload)
-	} else {
+		if r, a, ok := bytes.Cut(e.payload, []byte{0}); ok && string(r) == role {
+			assertion = string(a)
+		}
+	}
+	if assertion == "" {
 		var err error
 		assertion, err = sign(p.signer, newAgentClaims(agent, account, role, []string{p.app.id}, time.Now()))
 		if err != nil {
 			return err
 		}
-		p.state.store(key, []byte(assertion), assertionReuse, nil)
+		p.state.store(key, []byte(role+"\x00"+assertion), assertionReuse, nil)
 	}
 	if agent.ID != nil {
 		h.Set("X-Dashboard-Agent-Id", strconv.FormatInt(*agent.ID, 10))
