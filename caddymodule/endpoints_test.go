@@ -125,12 +125,18 @@ func newTestHandler(t testing.TB, helpdeskURL string, ttl time.Duration) *Handle
 }
 
 func contextRequest(h *Handler, query string, header ...string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest("GET", "/_dashboard_apps/context?"+query, nil)
+	return ownRequest(h, "context", query, header...)
+}
+
+// ownRequest sends a GET to one of the handler's own endpoints, with the
+// header name/value pairs given.
+func ownRequest(h *Handler, endpoint, query string, header ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("GET", "/_dashboard_apps/"+endpoint+"?"+query, nil)
 	for i := 0; i+1 < len(header); i += 2 {
 		r.Header.Add(header[i], header[i+1])
 	}
 	w := httptest.NewRecorder()
-	h.serveOwn(w, r, "context")
+	h.serveOwn(w, r, endpoint)
 	return w
 }
 
@@ -282,10 +288,7 @@ func TestEndpointsOnHelpdeskFailures(t *testing.T) {
 			core, logs := observer.New(zap.ErrorLevel)
 			h.logger = zap.New(core)
 			hd.fail.Store(int64(helpdeskStatus))
-			r := httptest.NewRequest("GET", "/_dashboard_apps/"+c.endpoint+"?"+c.query, nil)
-			r.Header.Set("api_access_token", "token-a")
-			w := httptest.NewRecorder()
-			h.serveOwn(w, r, c.endpoint)
+			w := ownRequest(h, c.endpoint, c.query, "api_access_token", "token-a")
 			want, wantLogs := helpdeskStatus, 0
 			if helpdeskStatus >= 500 {
 				want, wantLogs = http.StatusBadGateway, 1

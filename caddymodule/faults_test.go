@@ -544,11 +544,8 @@ func (f *faultyHelpdesk) reset() {
 func helpdeskFaultResults(t *testing.T, h *Handler, cred string) (ctx, apps, access *httptest.ResponseRecorder) {
 	t.Helper()
 	ctx = contextRequest(h, "account=1&conversation=123", "api_access_token", cred)
-	r := httptest.NewRequest("GET", "/_dashboard_apps/apps?account=1", nil)
-	r.Header.Set("api_access_token", cred)
-	apps = httptest.NewRecorder()
-	h.serveOwn(apps, r, "apps")
-	r = httptest.NewRequest("GET", "/dashboard-apps/x/", nil)
+	apps = ownRequest(h, "apps", "account=1", "api_access_token", cred)
+	r := httptest.NewRequest("GET", "/dashboard-apps/x/", nil)
 	r.Header.Set("api_access_token", cred)
 	access = httptest.NewRecorder()
 	if _, _, ok := h.authorize(access, r, &AppConfig{Name: "X", id: "x"}); ok {

@@ -109,7 +109,7 @@ func hostileApp() http.Handler {
 		if r.URL.Query().Get("trailer") != "" {
 			w.Header().Set("Trailer", "X-Checksum")
 		}
-		page := bytes.Repeat([]byte(`<a href="/x">x</a>`), size/18+1)[:size]
+		page := pageOf(size)
 		if r.URL.Query().Get("break") != "" {
 			w.Write(page[:len(page)/2])
 			w.(http.Flusher).Flush()
@@ -590,6 +590,11 @@ func TestProxyStreamsRewrittenPages(t *testing.T) {
 	}
 }
 
+// pageOf is /page-of's page of size bytes: links, as many as fit.
+func pageOf(size int) []byte {
+	return bytes.Repeat([]byte(`<a href="/x">x</a>`), size/18+1)[:size]
+}
+
 // TestProxyPageLength holds the held output to what it tells the browser:
 // a rewritten page held whole goes with its length, not chunked; one too
 // big to hold, or with a trailer, is chunked; one the app breaks off is
@@ -598,24 +603,30 @@ func TestProxyPageLength(t *testing.T) {
 	tester := newGateway(t)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: tester.Client.Transport}
 	for _, c := range []struct {
-		query     string
 		size      int
 		length    bool // sent with a Content-Length
 		broken    bool
 		trailered bool
 	}{
-		{"size=40000", 40000, true, false, false},
-		{"size=0", 0, true, false, false},
-		{"size=600000", 600000, false, false, false},
-		{"size=40000&trailer=1", 40000, false, false, true},
-		{"size=100000&break=1", 100000, false, true, false},
-		{"size=1000&break=1", 1000, false, true, false},
+		{40000, true, false, false},
+		{0, true, false, false},
+		{600000, false, false, false},
+		{40000, false, false, true},
+		{100000, false, true, false},
+		{1000, false, true, false},
 	} {
-		req, _ := http.NewRequest(http.MethodGet, gatewayBase+"/dashboard-apps/orders/page-of?"+c.query, nil)
+		query := fmt.Sprintf("size=%d", c.size)
+		if c.trailered {
+			query += "&trailer=1"
+		}
+		if c.broken {
+			query += "&break=1"
+		}
+		req, _ := http.NewRequest(http.MethodGet, gatewayBase+"/dashboard-apps/orders/page-of?"+query, nil)
 		req.Header.Set("Cookie", agentCookie)
 		resp, err := client.Do(req)
 		if err != nil {
-			t.Fatalf("%s: %v", c.query, err)
+			t.Fatalf("%s: %v", query, err)
 		}
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -623,25 +634,25 @@ func TestProxyPageLength(t *testing.T) {
 			// What came is passed on, as Caddy's reverse proxy does, and
 			// then the response breaks off.
 			if err == nil {
-				t.Errorf("%s: a page the app broke off read as complete (%d bytes, Content-Length %d)", c.query, len(body), resp.ContentLength)
+				t.Errorf("%s: a page the app broke off read as complete (%d bytes, Content-Length %d)", query, len(body), resp.ContentLength)
 			} else if resp.StatusCode != http.StatusOK || len(body) == 0 {
-				t.Errorf("%s: status %d and %d bytes before the break, want 200 and what came", c.query, resp.StatusCode, len(body))
+				t.Errorf("%s: status %d and %d bytes before the break, want 200 and what came", query, resp.StatusCode, len(body))
 			}
 			continue
 		}
 		if err != nil {
-			t.Fatalf("%s: %v", c.query, err)
+			t.Fatalf("%s: %v", query, err)
 		}
-		if want := strings.Count(string(bytes.Repeat([]byte(`<a href="/x">x</a>`), c.size/18+1)[:c.size]), `href="/x"`); strings.Count(string(body), `href="/dashboard-apps/orders/x"`) != want {
-			t.Errorf("%s: %d links rewritten, want %d", c.query, strings.Count(string(body), `href="/dashboard-apps/orders/x"`), want)
+		if want := strings.Count(string(pageOf(c.size)), `href="/x"`); strings.Count(string(body), `href="/dashboard-apps/orders/x"`) != want {
+			t.Errorf("%s: %d links rewritten, want %d", query, strings.Count(string(body), `href="/dashboard-apps/orders/x"`), want)
 		}
 		if got := resp.ContentLength >= 0; got != c.length {
-			t.Errorf("%s: Content-Length %d (chunked: %v), want a length: %v", c.query, resp.ContentLength, resp.TransferEncoding, c.length)
+			t.Errorf("%s: Content-Length %d (chunked: %v), want a length: %v", query, resp.ContentLength, resp.TransferEncoding, c.length)
 		} else if c.length && resp.ContentLength != int64(len(body)) {
-			t.Errorf("%s: Content-Length %d for %d bytes", c.query, resp.ContentLength, len(body))
+			t.Errorf("%s: Content-Length %d for %d bytes", query, resp.ContentLength, len(body))
 		}
 		if c.trailered && (resp.Trailer.Get("X-Checksum") != "ok" || resp.Header.Get("X-Checksum") != "") {
-			t.Errorf("%s: trailer %v, header X-Checksum %q; want it a trailer only", c.query, resp.Trailer, resp.Header.Get("X-Checksum"))
+			t.Errorf("%s: trailer %v, header X-Checksum %q; want it a trailer only", query, resp.Trailer, resp.Header.Get("X-Checksum"))
 		}
 	}
 }
@@ -804,13 +815,9 @@ func sendRetried(c *http.Client, req *http.Request) (*http.Response, bool, error
 		return resp, false, err
 	}
 	fresh := *c
-	if t, ok := c.Transport.(*http.Transport); ok {
-		t = t.Clone()
-		t.DisableKeepAlives = true
-		fresh.Transport = t
-	} else {
-		fresh.Transport = &http.Transport{DisableKeepAlives: true}
-	}
+	t := c.Transport.(*http.Transport).Clone() // the tests' clients all have one
+	t.DisableKeepAlives = true
+	fresh.Transport = t
 	resp, err = fresh.Do(req)
 	return resp, true, err
 }

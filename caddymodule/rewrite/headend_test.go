@@ -42,6 +42,7 @@ func TestHeadEndAgreesWithTokenizer(t *testing.T) {
 	// Where the tokenizer version was wrong, the answer is written out.
 	for doc, want := range map[string]int{
 		`<head><template><div></div></template></head>`:                          38,
+		`<head><template></head></template></head>`:                              34,
 		`<head><template><template><p></template>x<p></template></head>`:         55,
 		`<head><template><script>"</template>"</script></template><link></head>`: 63,
 		`<head><script/>var x;</script></head>`:                                  30,
