@@ -88,6 +88,7 @@ func (l *cssLexer) rewrite(out *outSink, src []byte, eof bool, rm *refMapper) in
 			return next
 		}
 		out.emit(src[done:start])
+		out.room(end - start + valueGrowth)
 		out.buf = rm.appendRef(out.buf, src[start:end])
 		done, p = end, next
 	}
@@ -474,10 +475,15 @@ func (s *outSink) release() {
 	s.buf, s.pooled = nil, nil
 }
 
+// valueGrowth is room enough for what mapping adds to most values (a few
+// proxied prefixes): room(len(v)+valueGrowth) before appending a mapped v
+// keeps the pooled buffer from growing, and out of the pool.
+const valueGrowth = 512
+
 // room makes sure that n more bytes fit in buf without growing it,
 // writing it out first if need be.
 func (s *outSink) room(n int) {
-	if len(s.buf)+n > cap(s.buf) {
+	if len(s.buf)+n > s.limit {
 		s.flush()
 	}
 }

@@ -335,10 +335,7 @@ func (r *HTMLRewriter) startTag(t []byte) {
 		if kind == notURL || a.valStart < 0 {
 			continue
 		}
-		r.out.emit(t[prev:a.valStart])
-		r.out.room(a.valEnd - a.valStart + valueGrowth)
-		r.out.buf = r.appendValue(r.out.buf, kind, t[a.valStart:a.valEnd])
-		prev = a.valEnd
+		r.writeValue(t, &prev, a.valStart, a.valEnd, kind)
 	}
 	r.out.emit(t[prev:])
 	r.openElement(name)

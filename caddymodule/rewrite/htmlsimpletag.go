@@ -138,11 +138,17 @@ type tagURL struct {
 // of them, mapping their values.
 func (r *HTMLRewriter) writeTag(in []byte, done *int, urls []tagURL) {
 	for _, a := range urls {
-		r.out.emit(in[*done:a.valStart])
-		r.out.room(a.valEnd - a.valStart + valueGrowth)
-		r.out.buf = r.appendValue(r.out.buf, a.kind, in[a.valStart:a.valEnd])
-		*done = a.valEnd
+		r.writeValue(in, done, a.valStart, a.valEnd, a.kind)
 	}
+}
+
+// writeValue writes in[*done:start] as it is, then the attribute value
+// in[start:end] mapped as kind, and moves *done past it.
+func (r *HTMLRewriter) writeValue(in []byte, done *int, start, end int, kind attrKind) {
+	r.out.emit(in[*done:start])
+	r.out.room(end - start + valueGrowth)
+	r.out.buf = r.appendValue(r.out.buf, kind, in[start:end])
+	*done = end
 }
 
 // changesState reports whether a start tag named name is one that
@@ -179,7 +185,3 @@ func addLength(t [256]uint64, name string) [256]uint64 {
 	t[name[0]-'a'+'A'] |= 1 << len(name)
 	return t
 }
-
-// valueGrowth is room enough for what mapping adds to most attribute
-// values (a few proxied prefixes); a longer one grows the sink's buffer.
-const valueGrowth = 512
