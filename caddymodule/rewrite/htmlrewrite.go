@@ -375,10 +375,14 @@ func (r *HTMLRewriter) openElement(name []byte) {
 var rawTextElements = []string{"textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript"}
 
 func (r *HTMLRewriter) closeElement(name []byte) {
-	if r.foreign > 0 && (foldEq(name, "svg") || foldEq(name, "math")) {
+	if r.foreign > 0 && isForeignRoot(name) {
 		r.foreign--
 	}
 }
+
+// isForeignRoot reports whether name is svg or math, inside which CDATA
+// sections exist.
+func isForeignRoot(name []byte) bool { return foldEq(name, "svg") || foldEq(name, "math") }
 
 // elementText copies in[i:k], the text of a raw text element or a script
 // up to where its end tag starts (m is matchYes) or the input must be
