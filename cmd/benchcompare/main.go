@@ -149,13 +149,24 @@ type load struct {
 
 // driveAlternately loads a and b for d each, taking turns every slice, so
 // that both see the same moments of a machine whose speed drifts (a
-// shared virtual machine's does, by tens of percent over seconds).
+// shared virtual machine's does, by tens of percent over seconds). Each
+// turn starts after a garbage collection, so that neither side pays for
+// the other's garbage, and which side goes first alternates.
 func driveAlternately(client *http.Client, a, b string, conns int, d, slice time.Duration) (result, result) {
 	var la, lb load
-	for done := time.Duration(0); done < d; done += slice {
+	turn := func(url string, s time.Duration, l *load) {
+		runtime.GC()
+		drive(client, url, conns, s, l)
+	}
+	for n, done := 0, time.Duration(0); done < d; n, done = n+1, done+slice {
 		s := min(slice, d-done)
-		drive(client, a, conns, s, &la)
-		drive(client, b, conns, s, &lb)
+		if n%2 == 0 {
+			turn(a, s, &la)
+			turn(b, s, &lb)
+		} else {
+			turn(b, s, &lb)
+			turn(a, s, &la)
+		}
 	}
 	return la.result(), lb.result()
 }
