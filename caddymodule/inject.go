@@ -157,10 +157,15 @@ func etagMark(version string) string { return "-da" + version }
 
 // markETag makes a validator weak, as the bytes are no longer the
 // upstream's, and appends mark (for injected pages, etagMark: a new host
-// script version is a new page version).
+// script version is a new page version). One that is not a quoted string
+// cannot be marked, and is dropped rather than left strong.
 func markETag(hd http.Header, mark string) {
 	etag := hd.Get("Etag")
-	if etag == "" || !strings.HasSuffix(etag, `"`) {
+	if etag == "" {
+		return
+	}
+	if !strings.HasSuffix(etag, `"`) {
+		hd.Del("Etag")
 		return
 	}
 	etag = strings.TrimPrefix(etag, "W/")
