@@ -815,9 +815,52 @@ func sendRetried(c *http.Client, req *http.Request) (*http.Response, bool, error
 		return resp, false, err
 	}
 	fresh := *c
-	t := c.Transport.(*http.Transport).Clone() // the tests' clients all have one
+	base, _ := c.Transport.(*http.Transport)
+	if base == nil {
+		base = http.DefaultTransport.(*http.Transport)
+	}
+	t := base.Clone()
 	t.DisableKeepAlives = true
 	fresh.Transport = t
 	resp, err = fresh.Do(req)
 	return resp, true, err
+}
+
+// TestSendRetried checks the retry the reload tests lean on, for a client
+// with its own transport and for one with none (http.DefaultClient): the
+// first connection is closed without an answer, as a reload closes an idle
+// one, and the request must come back answered on a new connection.
+func TestSendRetried(t *testing.T) {
+	var mu sync.Mutex
+	served := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		served++
+		first := served%2 == 1
+		mu.Unlock()
+		if first {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		io.WriteString(w, "answered")
+	}))
+	defer srv.Close()
+	for name, client := range map[string]*http.Client{
+		"own transport": {Transport: &http.Transport{}},
+		"no transport":  {},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		resp, retried, err := sendRetried(client, req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !retried || string(body) != "answered" {
+			t.Errorf("%s: retried %v, body %q", name, retried, body)
+		}
+	}
 }
