@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,12 +14,10 @@ func TestMetricsInCaddysRegistry(t *testing.T) {
 	get(t, tester, "/dashboard-apps/down/")
 	get(t, tester, "/_dashboard_apps/context?account=1&conversation=123")
 	get(t, tester, "/_dashboard_apps/context?account=1&conversation=123")
-	resp, err := http.Get("http://localhost:2999/metrics")
+	_, body, err := adminRequest(http.MethodGet, "/metrics", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{
 		`caddy_dashboard_apps_proxied_responses_total{app="orders",class="2xx"}`,
 		`caddy_dashboard_apps_proxied_responses_total{app="down",class="error"}`,

@@ -680,11 +680,16 @@ func adminDo(t *testing.T, method, path, body string) (int, string) {
 	return status, string(b)
 }
 
+// adminClient opens a connection per request: a config change restarts the
+// admin endpoint, which closes a kept-alive connection under the next
+// request, and a request with a body cannot be resent.
+var adminClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // adminRequest sends a JSON request to the test Caddy's admin API.
 func adminRequest(method, path, body string) (int, []byte, error) {
 	req, _ := http.NewRequest(method, "http://localhost:2999"+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminClient.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
