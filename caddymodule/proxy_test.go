@@ -101,16 +101,26 @@ func hostileApp() http.Handler {
 		}
 	})
 	// A page of ?size= bytes, sent in 32 KiB writes, each a chunk:
-	// ?trailer=1 declares and sends a trailer; ?break=1 cuts the
-	// connection halfway.
+	// ?trailer=1 declares and sends a trailer, ?trailer=late sends one it
+	// did not declare; ?gzip=1 compresses the page; ?pause=<ms> waits
+	// that long before the end; ?break=1 cuts the connection halfway.
 	mux.HandleFunc("/page-of", func(w http.ResponseWriter, r *http.Request) {
-		size, _ := strconv.Atoi(r.URL.Query().Get("size"))
+		q := r.URL.Query()
+		size, _ := strconv.Atoi(q.Get("size"))
 		w.Header().Set("Content-Type", "text/html")
-		if r.URL.Query().Get("trailer") != "" {
+		if q.Get("trailer") == "1" {
 			w.Header().Set("Trailer", "X-Checksum")
 		}
 		page := pageOf(size)
-		if r.URL.Query().Get("break") != "" {
+		if q.Get("gzip") != "" {
+			var b bytes.Buffer
+			zw := gzip.NewWriter(&b)
+			zw.Write(page)
+			zw.Close()
+			page = b.Bytes()
+			w.Header().Set("Content-Encoding", "gzip")
+		}
+		if q.Get("break") != "" {
 			w.Write(page[:len(page)/2])
 			w.(http.Flusher).Flush()
 			panic(http.ErrAbortHandler)
@@ -119,7 +129,14 @@ func hostileApp() http.Handler {
 			w.Write(page[i:min(i+32<<10, len(page))])
 			w.(http.Flusher).Flush()
 		}
-		w.Header().Set("X-Checksum", "ok")
+		pause, _ := strconv.Atoi(q.Get("pause"))
+		time.Sleep(time.Duration(pause) * time.Millisecond)
+		switch q.Get("trailer") {
+		case "1":
+			w.Header().Set("X-Checksum", "ok")
+		case "late":
+			w.Header().Set(http.TrailerPrefix+"X-Checksum", "ok")
+		}
 	})
 	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -602,26 +619,31 @@ func pageOf(size int) []byte {
 func TestProxyPageLength(t *testing.T) {
 	tester := newGateway(t)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: tester.Client.Transport}
+	// A page whose end is late is written out (held output is written
+	// heldFlushDelay after it came) before Caddy, on the handler's
+	// goroutine, goes back to the header for the trailers: under -race
+	// these cases catch the two goroutines meeting in the ResponseWriter.
+	const late = "&pause=30"
 	for _, c := range []struct {
-		size      int
-		length    bool // sent with a Content-Length
-		broken    bool
-		trailered bool
+		size    int
+		more    string // more of the query
+		length  bool   // sent with a Content-Length
+		broken  bool
+		trailer bool
 	}{
-		{40000, true, false, false},
-		{0, true, false, false},
-		{600000, false, false, false},
-		{40000, false, false, true},
-		{100000, false, true, false},
-		{1000, false, true, false},
+		{40000, "", true, false, false},
+		{0, "", true, false, false},
+		{600000, "", false, false, false},
+		{40000, "&trailer=1", false, false, true},
+		{40000, "&gzip=1", true, false, false},
+		{40000, late, false, false, false},
+		{40000, "&trailer=late" + late, false, false, true},
+		{40000, "&trailer=late&gzip=1" + late, false, false, true},
+		{600000, "&trailer=late&gzip=1" + late, false, false, true},
+		{100000, "&break=1", false, true, false},
+		{1000, "&break=1", false, true, false},
 	} {
-		query := fmt.Sprintf("size=%d", c.size)
-		if c.trailered {
-			query += "&trailer=1"
-		}
-		if c.broken {
-			query += "&break=1"
-		}
+		query := fmt.Sprintf("size=%d%s", c.size, c.more)
 		req, _ := http.NewRequest(http.MethodGet, gatewayBase+"/dashboard-apps/orders/page-of?"+query, nil)
 		req.Header.Set("Cookie", agentCookie)
 		resp, err := client.Do(req)
@@ -651,7 +673,7 @@ func TestProxyPageLength(t *testing.T) {
 		} else if c.length && resp.ContentLength != int64(len(body)) {
 			t.Errorf("%s: Content-Length %d for %d bytes", query, resp.ContentLength, len(body))
 		}
-		if c.trailered && (resp.Trailer.Get("X-Checksum") != "ok" || resp.Header.Get("X-Checksum") != "") {
+		if c.trailer && (resp.Trailer.Get("X-Checksum") != "ok" || resp.Header.Get("X-Checksum") != "") {
 			t.Errorf("%s: trailer %v, header X-Checksum %q; want it a trailer only", query, resp.Trailer, resp.Header.Get("X-Checksum"))
 		}
 	}

@@ -33,6 +33,12 @@ type responseBody interface {
 	io.Writer
 	Flush() error
 	writeHeader(status int)
+	// headerInUse tells that the handler is at the header map again,
+	// after the status (Caddy's reverse proxy: for trailers, after the
+	// body): until it writes again or the body ends, nothing may write
+	// the response from another goroutine, as net/http's ResponseWriter
+	// and header map are not safe for that.
+	headerInUse()
 	// end writes out what is left; complete tells whether the body it
 	// was given is all of it (else the response is being aborted).
 	end(complete bool) error
@@ -63,6 +69,15 @@ func (w *transformingWriter) WriteHeader(status int) {
 		return
 	}
 	w.ResponseWriter.WriteHeader(status)
+}
+
+// Header warns the body, once there is one, that the handler is at the
+// header again.
+func (w *transformingWriter) Header() http.Header {
+	if w.body != nil {
+		w.body.headerInUse()
+	}
+	return w.ResponseWriter.Header()
 }
 
 func (w *transformingWriter) Write(p []byte) (int, error) {
@@ -270,7 +285,7 @@ func inflate(r io.Reader) (io.Reader, error) {
 // newHeldBody builds the transform of a body for dst, decoding it first
 // when decode is set. Its output goes to dst through a heldOutput.
 func newHeldBody(dst http.ResponseWriter, decode func(io.Reader) (io.Reader, error), build func(io.Writer) bodyTransform) responseBody {
-	out := &heldOutput{rw: dst}
+	out := &heldOutput{rw: dst, offHandler: decode != nil}
 	if decode == nil {
 		return &heldBody{build(out), out}
 	}
@@ -283,6 +298,20 @@ type heldBody struct {
 	bodyTransform
 	out *heldOutput
 }
+
+// Write and Flush let the heldOutput write again from other goroutines:
+// the handler is back at the body.
+func (b *heldBody) Write(p []byte) (int, error) {
+	b.out.headerFree()
+	return b.bodyTransform.Write(p)
+}
+
+func (b *heldBody) Flush() error {
+	b.out.headerFree()
+	return b.bodyTransform.Flush()
+}
+
+func (b *heldBody) headerInUse() { b.out.headerInUse() }
 
 // writeHeader holds the status with the body, but for a response that
 // announces trailers: Caddy puts their values in the header map after the
@@ -297,6 +326,7 @@ func (b *heldBody) writeHeader(status int) {
 }
 
 func (b *heldBody) end(complete bool) error {
+	b.out.headerFree() // the handler is here, and stays until the end
 	err := b.bodyTransform.Close()
 	if cerr := b.out.close(complete && err == nil); err == nil {
 		err = cerr
@@ -328,6 +358,10 @@ var heldOutputBufs = sync.Pool{New: func() any { b := make([]byte, 0, heldOutput
 //
 // One mutex orders the writers (the handler, a decoding goroutine, the
 // timer), as net/http's ResponseWriter is not safe for concurrent use.
+// That leaves the handler's own use of the header map, which it does not
+// lock: while it is at the header (headerInUse), the timer writes nothing
+// and a decoding goroutine waits before writing anything out.
+//
 // The buffer comes from a pool while there is something to hold and goes
 // back once written out, so a slow stream keeps none between its bursts.
 type heldOutput struct {
@@ -339,6 +373,48 @@ type heldOutput struct {
 	pending bool  // the timer is to flush
 	err     error // of the timer's write, for the next Write to return
 	closed  bool
+	// offHandler: Write is called from a decoding goroutine, not the
+	// handler's.
+	offHandler bool
+	// headerBusy: the handler is at the header; headerFreed wakes a
+	// decoding goroutine waiting for the end of that.
+	headerBusy  bool
+	headerFreed *sync.Cond
+}
+
+func (o *heldOutput) headerInUse() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.headerBusy = true
+	o.pending = false // the next Write sets the timer again
+	if o.timer != nil {
+		o.timer.Stop()
+	}
+}
+
+// headerFree ends headerInUse. Only the handler's goroutine sets
+// headerBusy, so it may read it unlocked.
+func (o *heldOutput) headerFree() {
+	if !o.headerBusy {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.headerBusy = false
+	if o.headerFreed != nil {
+		o.headerFreed.Broadcast()
+	}
+}
+
+// mayWriteOut waits, on a decoding goroutine, while the handler is at the
+// header.
+func (o *heldOutput) mayWriteOut() {
+	for o.offHandler && o.headerBusy {
+		if o.headerFreed == nil {
+			o.headerFreed = sync.NewCond(&o.mu)
+		}
+		o.headerFreed.Wait()
+	}
 }
 
 func (o *heldOutput) holdStatus(status int) {
@@ -357,11 +433,13 @@ func (o *heldOutput) Write(p []byte) (int, error) {
 		return o.writeOut(p)
 	}
 	if o.held != nil && len(*o.held)+len(p) > heldOutputSize {
+		o.mayWriteOut()
 		if err := o.writeHeld(); err != nil {
 			return 0, err
 		}
 	}
 	if len(p) >= heldOutputSize {
+		o.mayWriteOut()
 		return o.writeOut(p)
 	}
 	if o.held == nil {
@@ -407,7 +485,7 @@ func (o *heldOutput) writeHeld() error {
 func (o *heldOutput) flush() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if !o.pending || o.closed {
+	if !o.pending || o.closed || o.headerBusy {
 		return
 	}
 	o.pending = false
@@ -497,6 +575,10 @@ type directBody struct {
 }
 
 func (b directBody) writeHeader(status int) { b.rw.WriteHeader(status) }
+
+// headerInUse has nothing to do: a directBody writes only when the
+// handler does.
+func (directBody) headerInUse() {}
 
 func (b directBody) Flush() error {
 	if err := b.bodyTransform.Flush(); err != nil {

@@ -1,0 +1,143 @@
+package caddymodule
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// watchedWriter is a ResponseWriter that tells when it is written while the
+// handler is at the header map (handlerAtHeader): net/http's ResponseWriter
+// is not safe for that, and Caddy's reverse proxy goes back to the header
+// for trailers after the body, on the handler's goroutine, unlocked.
+type watchedWriter struct {
+	header          http.Header
+	handlerAtHeader atomic.Bool
+	mu              sync.Mutex
+	status          int
+	body            bytes.Buffer
+	clashes         []string
+}
+
+func (w *watchedWriter) Header() http.Header { return w.header }
+
+func (w *watchedWriter) note(call string) {
+	if w.handlerAtHeader.Load() {
+		w.clashes = append(w.clashes, call)
+	}
+}
+
+func (w *watchedWriter) WriteHeader(status int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.note("WriteHeader")
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *watchedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.note("Write")
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.body.Write(p)
+}
+
+func (w *watchedWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.note("Flush")
+}
+
+// copyTransform is a body transform that changes nothing.
+type copyTransform struct{ io.Writer }
+
+func (copyTransform) Flush() error { return nil }
+func (copyTransform) Close() error { return nil }
+
+// TestHeldOutputLeavesTheHeaderToTheHandler: while the handler is back at
+// the header after the status, neither the held output's timer nor a
+// decoding goroutine writes the response; what they held is written once
+// the handler writes again or the body ends, and none of it is lost.
+func TestHeldOutputLeavesTheHeaderToTheHandler(t *testing.T) {
+	page := []byte(strings.Repeat("<p>held output</p>\n", 40000)) // 760 KB: more than is held
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	zw.Write(page)
+	zw.Close()
+	for _, c := range []struct {
+		name    string
+		gzipped bool
+		// writes are the body's pieces; the handler goes to the header
+		// after each of them.
+		writes [][]byte
+		length bool // the body ends held whole: sent with its length
+	}{
+		{"small page, then trailers", false, [][]byte{page[:4000]}, true},
+		{"page in pieces, back at the header between them", false, [][]byte{page[:4000], page[4000:8000]}, true},
+		{"gzip page bigger than is held, then trailers", true, [][]byte{zipped.Bytes()}, false},
+		{"gzip page in two pieces, back at the header between them", true, [][]byte{zipped.Bytes()[:zipped.Len()/2], zipped.Bytes()[zipped.Len()/2:]}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rw := &watchedWriter{header: http.Header{}}
+			var decode func(io.Reader) (io.Reader, error)
+			if c.gzipped {
+				decode = decoderFor("gzip")
+			}
+			tw := &transformingWriter{onHeader: func(int) responseBody {
+				return newHeldBody(rw, decode, func(dst io.Writer) bodyTransform { return copyTransform{dst} })
+			}}
+			tw.ResponseWriter = rw
+			done := make(chan error, 1)
+			go func() {
+				done <- tw.serveThrough(func(w http.ResponseWriter) error {
+					w.WriteHeader(http.StatusOK)
+					for _, p := range c.writes {
+						if _, err := w.Write(p); err != nil {
+							return err
+						}
+						h := w.Header()
+						rw.handlerAtHeader.Store(true)
+						// Long enough for the timer to fire, and for a
+						// decoder to fill what is held.
+						time.Sleep(20 * heldFlushDelay)
+						h.Set(http.TrailerPrefix+"X-Checksum", "ok")
+						rw.handlerAtHeader.Store(false)
+					}
+					return nil
+				}, func(err error) { t.Errorf("closing: %v", err) })
+			}()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the response never ended: a decoder waits for a handler that waits for it")
+			}
+			want := page
+			if !c.gzipped {
+				want = bytes.Join(c.writes, nil)
+			}
+			if len(rw.clashes) > 0 {
+				t.Errorf("written while the handler was at the header: %v", rw.clashes)
+			}
+			if rw.status != http.StatusOK || !bytes.Equal(rw.body.Bytes(), want) {
+				t.Errorf("status %d, %d bytes; want 200 and %d bytes", rw.status, rw.body.Len(), len(want))
+			}
+			if got, wantLength := rw.header.Get("Content-Length"), fmt.Sprint(len(want)); c.length != (got == wantLength) {
+				t.Errorf("Content-Length %q, want it %v", got, c.length)
+			}
+		})
+	}
+}
