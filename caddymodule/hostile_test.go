@@ -59,7 +59,7 @@ func hostileAppsConfig() string {
 // made on first use.
 var gzipBombs = map[string]func() []byte{
 	"markup": sync.OnceValue(func() []byte {
-		return gzipOf(bombSize, func(w io.Writer) {
+		return gzipOf(func(w io.Writer) {
 			chunk := []byte(`<p class="row">hello <a href="/item?id=1">item</a> <img src='/i.png'></p>` + "\n")
 			for n := 0; n < bombSize; n += len(chunk) {
 				w.Write(chunk)
@@ -67,7 +67,7 @@ var gzipBombs = map[string]func() []byte{
 		})
 	}),
 	"tag": sync.OnceValue(func() []byte {
-		return gzipOf(tagBombSize, func(w io.Writer) {
+		return gzipOf(func(w io.Writer) {
 			io.WriteString(w, `<!doctype html><a href="/`)
 			chunk := bytes.Repeat([]byte("x"), 64<<10)
 			for n := 0; n < tagBombSize; n += len(chunk) {
@@ -78,7 +78,8 @@ var gzipBombs = map[string]func() []byte{
 	}),
 }
 
-func gzipOf(size int, write func(io.Writer)) []byte {
+// gzipOf is what write writes, gzipped.
+func gzipOf(write func(io.Writer)) []byte {
 	var b bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
 	write(zw)
@@ -222,7 +223,7 @@ try { opener.parent.postMessage({event: 'fetch-info'}, '*'); opener.parent.postM
 		body := bytes.Repeat([]byte(`<p><a href="/x">x</a></p>`+"\n"), 40000) // ~1 MB
 		enc := ""
 		if q.Get("gz") != "" {
-			body = gzipOf(len(body), func(w io.Writer) { w.Write(body) })
+			body = gzipOf(func(w io.Writer) { w.Write(body) })
 			enc = "Content-Encoding: gzip\r\n"
 		}
 		conn, brw, err := http.NewResponseController(w).Hijack()

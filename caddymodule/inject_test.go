@@ -126,11 +126,7 @@ func TestInjectionGolden(t *testing.T) {
 // gzipped page for its helpdesk to answer.
 func injectingHandler() (*Handler, []byte) {
 	h := &Handler{Prefix: defaultPrefix, assets: &hostAssets{version: "abc123", jsIntegrity: "sha256-xyz"}, snippetConfig: `{}`, injectFailOnce: new(sync.Once), logger: testLogger()}
-	var page bytes.Buffer
-	zw := gzip.NewWriter(&page)
-	io.WriteString(zw, "<html><head></head><body>hi</body></html>")
-	zw.Close()
-	return h, page.Bytes()
+	return h, gzipOf(func(w io.Writer) { io.WriteString(w, "<html><head></head><body>hi</body></html>") })
 }
 
 func TestInjectedResponseHeaders(t *testing.T) {

@@ -113,11 +113,7 @@ func hostileApp() http.Handler {
 		}
 		page := pageOf(size)
 		if q.Get("gzip") != "" {
-			var b bytes.Buffer
-			zw := gzip.NewWriter(&b)
-			zw.Write(page)
-			zw.Close()
-			page = b.Bytes()
+			page = gzipOf(func(w io.Writer) { w.Write(page) })
 			w.Header().Set("Content-Encoding", "gzip")
 		}
 		if q.Get("break") != "" {

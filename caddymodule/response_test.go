@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,10 +70,7 @@ func (copyTransform) Close() error { return nil }
 // the handler writes again or the body ends, and none of it is lost.
 func TestHeldOutputLeavesTheHeaderToTheHandler(t *testing.T) {
 	page := []byte(strings.Repeat("<p>held output</p>\n", 40000)) // 760 KB: more than is held
-	var zipped bytes.Buffer
-	zw := gzip.NewWriter(&zipped)
-	zw.Write(page)
-	zw.Close()
+	zipped := gzipOf(func(w io.Writer) { w.Write(page) })
 	for _, c := range []struct {
 		name    string
 		gzipped bool
@@ -85,8 +81,8 @@ func TestHeldOutputLeavesTheHeaderToTheHandler(t *testing.T) {
 	}{
 		{"small page, then trailers", false, [][]byte{page[:4000]}, true},
 		{"page in pieces, back at the header between them", false, [][]byte{page[:4000], page[4000:8000]}, true},
-		{"gzip page bigger than is held, then trailers", true, [][]byte{zipped.Bytes()}, false},
-		{"gzip page in two pieces, back at the header between them", true, [][]byte{zipped.Bytes()[:zipped.Len()/2], zipped.Bytes()[zipped.Len()/2:]}, false},
+		{"gzip page bigger than is held, then trailers", true, [][]byte{zipped}, false},
+		{"gzip page in two pieces, back at the header between them", true, [][]byte{zipped[:len(zipped)/2], zipped[len(zipped)/2:]}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rw := &watchedWriter{header: http.Header{}}
