@@ -633,6 +633,7 @@ func TestProxyPageLength(t *testing.T) {
 		{40000, "&trailer=1", false, false, true},
 		{40000, "&gzip=1", true, false, false},
 		{40000, late, false, false, false},
+		{40000, "&trailer=late", false, false, true},
 		{40000, "&trailer=late" + late, false, false, true},
 		{40000, "&trailer=late&gzip=1" + late, false, false, true},
 		{600000, "&trailer=late&gzip=1" + late, false, false, true},
@@ -837,11 +838,14 @@ func sendRetried(c *http.Client, req *http.Request) (*http.Response, bool, error
 	if err == nil || req.Body != nil || !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 		return resp, false, err
 	}
-	fresh := *c
-	base, _ := c.Transport.(*http.Transport)
-	if base == nil {
-		base = http.DefaultTransport.(*http.Transport)
+	base := http.DefaultTransport.(*http.Transport)
+	if c.Transport != nil {
+		var ok bool
+		if base, ok = c.Transport.(*http.Transport); !ok {
+			return resp, false, err // not a transport this can renew
+		}
 	}
+	fresh := *c
 	t := base.Clone()
 	t.DisableKeepAlives = true
 	fresh.Transport = t

@@ -285,7 +285,7 @@ func inflate(r io.Reader) (io.Reader, error) {
 // newHeldBody builds the transform of a body for dst, decoding it first
 // when decode is set. Its output goes to dst through a heldOutput.
 func newHeldBody(dst http.ResponseWriter, decode func(io.Reader) (io.Reader, error), build func(io.Writer) bodyTransform) responseBody {
-	out := &heldOutput{rw: dst, offHandler: decode != nil}
+	out := &heldOutput{rw: dst}
 	if decode == nil {
 		return &heldBody{build(out), out}
 	}
@@ -293,7 +293,9 @@ func newHeldBody(dst http.ResponseWriter, decode func(io.Reader) (io.Reader, err
 }
 
 // heldBody is a body transform whose output, and the response's status,
-// a heldOutput holds.
+// a heldOutput holds. Every way the handler comes to the body (Write,
+// Flush, end) first ends a visit to the header (headerFree): so the
+// handler never waits in mayWriteOut for itself.
 type heldBody struct {
 	bodyTransform
 	out *heldOutput
@@ -318,7 +320,7 @@ func (b *heldBody) headerInUse() { b.out.headerInUse() }
 // body, on the handler's goroutine, so its header must be written first
 // (and, as it is chunked, there is no length to gain).
 func (b *heldBody) writeHeader(status int) {
-	if b.out.rw.Header().Get("Trailer") != "" {
+	if hasTrailers(b.out.rw.Header()) {
 		b.out.rw.WriteHeader(status)
 		return
 	}
@@ -350,7 +352,8 @@ var heldOutputBufs = sync.Pool{New: func() any { b := make([]byte, 0, heldOutput
 // is given, up to heldOutputSize, and writes it out and flushes it when
 // full, at the end of the response, or heldFlushDelay after the first
 // byte it holds came, whatever Caddy flushes: a page streamed slowly, or
-// decoded in a goroutine, reaches the browser that much later at most.
+// decoded in a goroutine, reaches the browser that much later at most
+// (or, should the handler be at the header then, once it leaves it).
 //
 // It holds the response's status too, until it writes its first bytes: a
 // body that ends while all of it is held goes out with a Content-Length,
@@ -373,9 +376,6 @@ type heldOutput struct {
 	pending bool  // the timer is to flush
 	err     error // of the timer's write, for the next Write to return
 	closed  bool
-	// offHandler: Write is called from a decoding goroutine, not the
-	// handler's.
-	offHandler bool
 	// headerBusy: the handler is at the header; headerFreed wakes a
 	// decoding goroutine waiting for the end of that.
 	headerBusy  bool
@@ -386,35 +386,38 @@ func (o *heldOutput) headerInUse() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.headerBusy = true
-	o.pending = false // the next Write sets the timer again
-	if o.timer != nil {
-		o.timer.Stop()
-	}
 }
 
-// headerFree ends headerInUse. Only the handler's goroutine sets
-// headerBusy, so it may read it unlocked.
+// headerFree ends headerInUse, and lets out what the timer could not
+// write meanwhile. It runs on the handler's goroutine, or on the timer
+// of Caddy's reverse proxy that flushes for it.
 func (o *heldOutput) headerFree() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	if !o.headerBusy {
 		return
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	o.headerBusy = false
+	if o.pending && !o.closed {
+		o.timer.Reset(heldFlushDelay)
+	}
 	if o.headerFreed != nil {
 		o.headerFreed.Broadcast()
 	}
 }
 
-// mayWriteOut waits, on a decoding goroutine, while the handler is at the
-// header.
-func (o *heldOutput) mayWriteOut() {
-	for o.offHandler && o.headerBusy {
+// mayWriteOut waits while the handler is at the header, and tells whether
+// the response may still be written: a decoding goroutine must not write
+// it meanwhile, nor after the timer failed to. (The handler itself never
+// waits here: see heldBody.)
+func (o *heldOutput) mayWriteOut() error {
+	for o.headerBusy {
 		if o.headerFreed == nil {
 			o.headerFreed = sync.NewCond(&o.mu)
 		}
 		o.headerFreed.Wait()
 	}
+	return o.err
 }
 
 func (o *heldOutput) holdStatus(status int) {
@@ -433,13 +436,17 @@ func (o *heldOutput) Write(p []byte) (int, error) {
 		return o.writeOut(p)
 	}
 	if o.held != nil && len(*o.held)+len(p) > heldOutputSize {
-		o.mayWriteOut()
+		if err := o.mayWriteOut(); err != nil {
+			return 0, err
+		}
 		if err := o.writeHeld(); err != nil {
 			return 0, err
 		}
 	}
 	if len(p) >= heldOutputSize {
-		o.mayWriteOut()
+		if err := o.mayWriteOut(); err != nil {
+			return 0, err
+		}
 		return o.writeOut(p)
 	}
 	if o.held == nil {
@@ -485,7 +492,7 @@ func (o *heldOutput) writeHeld() error {
 func (o *heldOutput) flush() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if !o.pending || o.closed || o.headerBusy {
+	if !o.pending || o.closed || o.headerBusy { // headerFree sets the timer again
 		return
 	}
 	o.pending = false
@@ -495,8 +502,9 @@ func (o *heldOutput) flush() {
 }
 
 // close writes out what is held, for the end of the response to flush:
-// with its length, when that is the whole of a complete body. Writes
-// after close go straight through.
+// with its length, when that is the whole of a complete body and it has
+// no trailers (net/http sends a body with a length unchunked, and drops
+// them). Writes after close go straight through.
 func (o *heldOutput) close(complete bool) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -510,7 +518,7 @@ func (o *heldOutput) close(complete bool) error {
 	if o.err != nil {
 		return o.err
 	}
-	if complete && o.status != 0 {
+	if complete && o.status != 0 && !hasTrailers(o.rw.Header()) {
 		n := 0
 		if o.held != nil {
 			n = len(*o.held)
@@ -522,6 +530,21 @@ func (o *heldOutput) close(complete bool) error {
 	}
 	_, err := o.writeOut(nil) // the status of an empty body
 	return err
+}
+
+// hasTrailers reports whether a response's header declares trailers or
+// holds any (Caddy's reverse proxy adds those the upstream sent without
+// declaring them under http.TrailerPrefix, after the body).
+func hasTrailers(h http.Header) bool {
+	if len(h["Trailer"]) > 0 {
+		return true
+	}
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // decodingTransform decodes a compressed body into a rewriter. Decoders
