@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"bytes"
+	"encoding/binary"
 	"flag"
 	"html"
 	"io"
@@ -575,5 +576,18 @@ func BenchmarkHTMLRewrite(b *testing.B) {
 				r.Close()
 			}
 		})
+	}
+}
+
+func TestPrefixWords(t *testing.T) {
+	for _, c := range []struct {
+		got  uint64
+		want string
+	}{{classQ, `class="`}, {titleQ, `title="`}, {styleQ, `style="`}, {hrefQ, `href="`}, {idQ, `id="`}} {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], c.got)
+		if got := string(bytes.TrimRight(b[:], "\x00")); got != c.want {
+			t.Errorf("prefix word %q, want %q", got, c.want)
+		}
 	}
 }

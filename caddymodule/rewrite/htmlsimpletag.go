@@ -1,6 +1,9 @@
 package rewrite
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // fastPaths enables the shortcuts that take the common cases without the
 // general machinery; tests turn it off to check that both give the same
@@ -54,6 +57,41 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 			}
 			j++
 			continue
+		}
+		if j+8 <= len(in) {
+			// Most attributes of a page are a few lower-case names with a
+			// double-quoted value: one load tells them, without the name
+			// loop, the filter and the steps to the quote.
+			w := binary.LittleEndian.Uint64(in[j:])
+			v, kind := 0, notURL
+			switch {
+			case w&mask7 == classQ, w&mask7 == titleQ:
+				v = j + len(`class="`)
+			case w&mask6 == hrefQ:
+				v, kind = j+len(`href="`), oneURL
+				if foldEq(name, "base") {
+					kind = baseURL
+				}
+			case w&mask4 == idQ:
+				v = j + len(`id="`)
+			case w&mask7 == styleQ:
+				v, kind = j+len(`style="`), inlineStyle
+			}
+			if v > 0 {
+				k := bytes.IndexByte(in[v:], '"')
+				if k < 0 {
+					return 0
+				}
+				j = v + k + 1
+				if kind != notURL {
+					if n == len(*urls) {
+						return 0
+					}
+					urls[n] = tagURL{v, v + k, kind}
+					n++
+				}
+				continue
+			}
 		}
 		a := attrSpan{nameStart: j, valStart: -1}
 		j++ // even "=": it starts a name here
@@ -184,3 +222,21 @@ func addLength(t [256]uint64, name string) [256]uint64 {
 	t[name[0]-'a'+'A'] |= 1 << len(name)
 	return t
 }
+
+// The starts of the commonest attributes, as simpleTag loads them: eight
+// bytes, little-endian, masked to the length of the prefix.
+const (
+	mask4 = 1<<32 - 1
+	mask6 = 1<<48 - 1
+	mask7 = 1<<56 - 1
+)
+
+// classQ and the rest are constants for the compiler to compare with
+// immediates; TestPrefixWords checks them.
+const (
+	classQ = 'c' | 'l'<<8 | 'a'<<16 | 's'<<24 | 's'<<32 | '='<<40 | '"'<<48
+	titleQ = 't' | 'i'<<8 | 't'<<16 | 'l'<<24 | 'e'<<32 | '='<<40 | '"'<<48
+	styleQ = 's' | 't'<<8 | 'y'<<16 | 'l'<<24 | 'e'<<32 | '='<<40 | '"'<<48
+	hrefQ  = 'h' | 'r'<<8 | 'e'<<16 | 'f'<<24 | '='<<32 | '"'<<40
+	idQ    = 'i' | 'd'<<8 | '='<<16 | '"'<<24
+)
