@@ -184,8 +184,18 @@ func (r *HTMLRewriter) writeTag(in []byte, done *int, urls []tagURL) {
 func (r *HTMLRewriter) writeValue(in []byte, done *int, start, end int, kind attrKind) {
 	r.out.emit(in[*done:start])
 	r.out.room(end - start + valueGrowth)
-	r.out.buf = r.appendValue(r.out.buf, kind, in[start:end])
 	*done = end
+	v := in[start:end]
+	if kind == oneURL && fastPaths && !r.ref.absOnly {
+		// Most URL attributes hold one plain reference (href="/wiki/Go"):
+		// straight to the Mapper's fast path, two calls fewer than through
+		// appendValue and appendAttrRef, which ask it first too.
+		if out, ok := r.ref.m.appendPlain(r.out.buf, v); ok {
+			r.out.buf = out
+			return
+		}
+	}
+	r.out.buf = r.appendValue(r.out.buf, kind, v)
 }
 
 // changesState reports whether a start tag named name is one that
