@@ -583,7 +583,8 @@ func TestPrefixWords(t *testing.T) {
 	for _, c := range []struct {
 		got  uint64
 		want string
-	}{{classQ, `class="`}, {titleQ, `title="`}, {styleQ, `style="`}, {hrefQ, `href="`}, {idQ, `id="`}} {
+	}{{classQ, `class="`}, {titleQ, `title="`}, {styleQ, `style="`}, {hrefQ, `href="`}, {idQ, `id="`},
+		{endA, "</a>"}, {endSpan, "</span>"}, {endLi, "</li>"}, {endDiv, "</div>"}} {
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], c.got)
 		if got := string(bytes.TrimRight(b[:], "\x00")); got != c.want {

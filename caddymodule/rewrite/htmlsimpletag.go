@@ -153,6 +153,21 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 // plain "</name>" that leaves the lexer's state as it was (half the tags
 // of a page), or 0.
 func plainEndTag(in []byte, i int) int {
+	if i+8 <= len(in) {
+		// The commonest end tags, from one load: a, span, li and div are
+		// most of a page's.
+		w := binary.LittleEndian.Uint64(in[i:])
+		switch {
+		case w&mask4 == endA:
+			return i + len("</a>")
+		case w&mask7 == endSpan:
+			return i + len("</span>")
+		case w&mask5 == endLi:
+			return i + len("</li>")
+		case w&mask6 == endDiv:
+			return i + len("</div>")
+		}
+	}
 	j := i + 2
 	if j >= len(in) || in[i+1] != '/' || !isASCIIAlpha(in[j]) {
 		return 0
@@ -233,10 +248,12 @@ func addLength(t [256]uint64, name string) [256]uint64 {
 	return t
 }
 
-// The starts of the commonest attributes, as simpleTag loads them: eight
-// bytes, little-endian, masked to the length of the prefix.
+// The starts of the commonest attributes and the commonest end tags, as
+// simpleTag and plainEndTag load them: eight bytes, little-endian, masked
+// to the length of the prefix.
 const (
 	mask4 = 1<<32 - 1
+	mask5 = 1<<40 - 1
 	mask6 = 1<<48 - 1
 	mask7 = 1<<56 - 1
 )
@@ -249,4 +266,9 @@ const (
 	styleQ = 's' | 't'<<8 | 'y'<<16 | 'l'<<24 | 'e'<<32 | '='<<40 | '"'<<48
 	hrefQ  = 'h' | 'r'<<8 | 'e'<<16 | 'f'<<24 | '='<<32 | '"'<<40
 	idQ    = 'i' | 'd'<<8 | '='<<16 | '"'<<24
+
+	endA    = '<' | '/'<<8 | 'a'<<16 | '>'<<24
+	endSpan = '<' | '/'<<8 | 's'<<16 | 'p'<<24 | 'a'<<32 | 'n'<<40 | '>'<<48
+	endLi   = '<' | '/'<<8 | 'l'<<16 | 'i'<<24 | '>'<<32
+	endDiv  = '<' | '/'<<8 | 'd'<<16 | 'i'<<24 | 'v'<<32 | '>'<<40
 )
