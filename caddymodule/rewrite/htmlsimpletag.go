@@ -83,6 +83,9 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 					return 0
 				}
 				j = v + k + 1
+				if kind == inlineStyle && !mayHoldCSSURL(in[v:v+k]) {
+					kind = notURL // most styles: copied with the rest of the tag
+				}
 				if kind != notURL {
 					if n == len(*urls) {
 						return 0
