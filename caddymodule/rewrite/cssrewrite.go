@@ -400,14 +400,17 @@ func (rm *refMapper) appendRef(dst, ref []byte) []byte {
 	return append(dst, ref...)
 }
 
-// plain is the Mapper's fast path, where it applies: not behind a <base>
-// on another origin, and not when tests turn the shortcuts off.
+// plain is the Mapper's fast path, where it applies.
 func (rm *refMapper) plain(dst, ref []byte) ([]byte, bool) {
-	if rm.absOnly || !fastPaths {
+	if !rm.plainApplies() {
 		return dst, false
 	}
 	return rm.m.appendPlain(dst, ref)
 }
+
+// plainApplies reports whether the Mapper's fast path applies: not behind
+// a <base> on another origin, and not when tests turn the shortcuts off.
+func (rm *refMapper) plainApplies() bool { return !rm.absOnly && fastPaths }
 
 // mapRef is MapRef behind a test that passes over, without converting
 // them to strings, the references MapRef would leave alone anyway:

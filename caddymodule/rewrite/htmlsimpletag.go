@@ -204,7 +204,7 @@ func (r *HTMLRewriter) writeValue(in []byte, done *int, start, end int, kind att
 	r.out.room(end - start + valueGrowth)
 	*done = end
 	v := in[start:end]
-	if kind == oneURL && fastPaths && !r.ref.absOnly {
+	if kind == oneURL && r.ref.plainApplies() {
 		// Most URL attributes hold one plain reference (href="/wiki/Go"):
 		// straight to the Mapper's fast path, two calls fewer than through
 		// appendValue and appendAttrRef, which ask it first too.
