@@ -481,6 +481,9 @@ func TestFastPathsAgree(t *testing.T) {
 		`<div title="<a href=/tools/x>"></div ><p a='>' href=/tools/y><a = href=/tools/z>`,
 		`<svg><![CDATA[ > <a href="/tools/x"> ]]></svg><![CDATA[ > <a href="/tools/y"> ]]><math></math>`,
 		`<a href="//app.internal:8080/tools/x"><a href="HTTP://APP.INTERNAL:8080/tools/y"><a href="https://else/z"><a href="#f">`,
+		// The word-at-a-time shortcuts: common attributes and end tags.
+		`<p class="a>b" title='/tools/t' id="i" style="color:red" hreflang="en" href="/tools/x"></p><li style="background:url(/tools/s)"></li>`,
+		`<a href="/tools/x"/><span class=x href="/tools/y"></span ></spanx></A></li></div></divx><p id="` + "\n" + `x" class="`,
 	} {
 		checkFastPathsAgree(t, []byte(in), 0)
 	}
