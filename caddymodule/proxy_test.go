@@ -619,7 +619,7 @@ func TestProxyPageLength(t *testing.T) {
 	// heldFlushDelay after it came) before Caddy, on the handler's
 	// goroutine, goes back to the header for the trailers: under -race
 	// these cases catch the two goroutines meeting in the ResponseWriter.
-	const late = "&pause=30"
+	const late = "&pause=100" // the timer fires 5 ms in, even on a slow machine
 	for _, c := range []struct {
 		size    int
 		more    string // more of the query
