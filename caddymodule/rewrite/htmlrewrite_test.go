@@ -487,6 +487,22 @@ func TestFastPathsAgree(t *testing.T) {
 	} {
 		checkFastPathsAgree(t, []byte(in), 0)
 	}
+	// simpleTag's one-load shortcut decides the kind of class, title,
+	// href, id and style itself: it must agree with urlAttrs on every
+	// element the table names, and on others.
+	tags := []string{"a", "p", "BASE"}
+	for _, attrs := range urlAttrs {
+		for _, a := range attrs {
+			if a.tag != "" {
+				tags = append(tags, a.tag)
+			}
+		}
+	}
+	for _, tag := range tags {
+		for _, attr := range []string{"class", "title", "href", "id", "style"} {
+			checkFastPathsAgree(t, []byte(`<`+tag+` `+attr+`="/tools/x" `+attr+`="background:url(/tools/y)"><a href="z">`), 0)
+		}
+	}
 	pages, _ := filepath.Glob("../../testdata/golden/html/*.in.html")
 	pages = append(pages, "../../testdata/bench/wikipedia-go.html")
 	for _, p := range pages {
