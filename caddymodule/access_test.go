@@ -256,20 +256,24 @@ func TestIdentityKeySurvivesReload(t *testing.T) {
 }
 
 // TestAssertionFollowsAccountAndRole holds a reused identity assertion to
-// the account and role the X-Dashboard-* headers of the same request give:
-// when the agent's profile changes either, a new one is signed.
+// what the X-Dashboard-* headers of the same request say: when the
+// agent's profile changes the account, role, email or name, a new one is
+// signed.
 func TestAssertionFollowsAccountAndRole(t *testing.T) {
 	h := newTestHandler(t, "http://127.0.0.1:1", time.Minute)
 	p := &appProxy{app: &AppConfig{id: "orders"}, signer: h.registry.identity.signer, state: h.state}
 	cred := credentialKey{1}
 	one, two := int64(1), int64(2)
+	ana, anna, mail := "Ana", "Anna", "ana@example.com"
 	for _, step := range []struct {
 		agent *profile
-		want  string // account/role in both the headers and the assertion
+		want  string // account/role/email/name in both the headers and the assertion
 	}{
-		{&profile{AccountID: &one, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAgent}}}, "1/agent"},
-		{&profile{AccountID: &two, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAgent}}}, "2/agent"},
-		{&profile{AccountID: &two, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAdministrator}}}, "2/administrator"},
+		{&profile{AccountID: &one, Name: &ana, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAgent}}}, "1/agent//Ana"},
+		{&profile{AccountID: &two, Name: &ana, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAgent}}}, "2/agent//Ana"},
+		{&profile{AccountID: &two, Name: &ana, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAdministrator}}}, "2/administrator//Ana"},
+		{&profile{AccountID: &two, Name: &anna, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAdministrator}}}, "2/administrator//Anna"},
+		{&profile{AccountID: &two, Name: &anna, Email: &mail, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAdministrator}}}, "2/administrator/ana@example.com/Anna"},
 	} {
 		hd := http.Header{}
 		if err := p.addIdentity(hd, step.agent, cred); err != nil {
@@ -279,15 +283,12 @@ func TestAssertionFollowsAccountAndRole(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var claims struct {
-			Account int64  `json:"account"`
-			Role    string `json:"role"`
-		}
+		var claims agentClaims
 		if err := tok.UnsafeClaimsWithoutVerification(&claims); err != nil {
 			t.Fatal(err)
 		}
-		headers := hd.Get("X-Dashboard-Account-Id") + "/" + hd.Get("X-Dashboard-Agent-Role")
-		if asserted := fmt.Sprintf("%d/%s", claims.Account, claims.Role); headers != step.want || asserted != step.want {
+		headers := strings.Join([]string{hd.Get("X-Dashboard-Account-Id"), hd.Get("X-Dashboard-Agent-Role"), hd.Get("X-Dashboard-Agent-Email"), hd.Get("X-Dashboard-Agent-Name")}, "/")
+		if asserted := fmt.Sprintf("%d/%s/%s/%s", claims.Account, claims.Role, headerSafe(claims.Email), headerSafe(claims.Name)); headers != step.want || asserted != step.want {
 			t.Errorf("headers say %s, assertion %s; want %s", headers, asserted, step.want)
 		}
 	}

@@ -192,18 +192,22 @@ func withoutQueryParam(raw, name string) string {
 // per agent, so a busy page does not pay for a signature per request.
 func (p *appProxy) addIdentity(h http.Header, agent *profile, cred credentialKey) error {
 	account, role, _ := agent.accountFor(p.app)
-	// An assertion is reused for the account it names and the role it
-	// carries, which the cached entry starts with: a change in either
-	// (the agent's profile is re-read) signs a new one, so that the
-	// assertion never says other than the X-Dashboard-* headers.
+	// An assertion is reused for the account it names (in the key) and
+	// the other claims it shares with the X-Dashboard-* headers, which the
+	// cached entry starts with: when the agent's profile is re-read with
+	// any of them changed, a new one is signed, so that the assertion
+	// never says other than the headers.
+	var sb [256]byte
+	stamp := identityStamp(sb[:0], agent, role)
 	k, n := contextKey('a', cred, account, 0, p.app.id)
 	key := k[:n]
 	bp := entryBufs.Get().(*[]byte)
 	defer entryBufs.Put(bp)
 	var assertion string
 	if e, ok := p.state.lookup(key, *bp, assertionReuse); ok && e.fresh {
-		if r, a, ok := bytes.Cut(e.payload, []byte{0}); ok && string(r) == role {
-			assertion = string(a)
+		// The assertion, a JWT, holds no NUL; the stamp may.
+		if i := bytes.LastIndexByte(e.payload, 0); i >= 0 && bytes.Equal(e.payload[:i], stamp) {
+			assertion = string(e.payload[i+1:])
 		}
 	}
 	if assertion == "" {
@@ -212,7 +216,7 @@ func (p *appProxy) addIdentity(h http.Header, agent *profile, cred credentialKey
 		if err != nil {
 			return err
 		}
-		p.state.store(key, []byte(role+"\x00"+assertion), assertionReuse, nil)
+		p.state.store(key, append(append(stamp, 0), assertion...), assertionReuse, nil)
 	}
 	if agent.ID != nil {
 		h.Set("X-Dashboard-Agent-Id", strconv.FormatInt(*agent.ID, 10))
@@ -223,6 +227,21 @@ func (p *appProxy) addIdentity(h http.Header, agent *profile, cred credentialKey
 	h.Set("X-Dashboard-Account-Id", strconv.FormatInt(account, 10))
 	h.Set("X-Dashboard-Agent-Assertion", assertion)
 	return nil
+}
+
+// identityStamp appends to dst what an assertion for agent says of who
+// the agent is, as newAgentClaims puts it: id, email, name and role.
+func identityStamp(dst []byte, agent *profile, role string) []byte {
+	if agent.ID != nil {
+		dst = strconv.AppendInt(dst, *agent.ID, 10)
+	}
+	for _, v := range [...]*string{agent.Email, agent.Name} {
+		dst = append(dst, 0)
+		if v != nil {
+			dst = append(dst, *v...)
+		}
+	}
+	return append(append(dst, 0), role...)
 }
 
 // assertionReuse is how long a signed assertion is sent again; it is valid
