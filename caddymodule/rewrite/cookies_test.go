@@ -8,10 +8,10 @@ import (
 
 func TestCookieName(t *testing.T) {
 	if got := cookieName("orders", "sid"); got != "dapp_orders_sid" {
-		t.Errorf("CookieName = %q", got)
+		t.Errorf("cookieName = %q", got)
 	}
 	if got := cookieName("crm-2", "__Host-x"); got != "dapp_crm-2___Host-x" {
-		t.Errorf("CookieName = %q", got)
+		t.Errorf("cookieName = %q", got)
 	}
 }
 

@@ -443,7 +443,8 @@ var (
 )
 
 // outSink collects output and passes it on in large writes; with no
-// writer (and no limit) it only appends to buf, as tests use it.
+// writer and a limit of math.MaxInt it only appends to buf, as tests use
+// it.
 type outSink struct {
 	w     io.Writer
 	buf   []byte

@@ -20,7 +20,7 @@ var fastPaths = true
 func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 	j := i + 1
 	if j >= len(in) || !isASCIIAlpha(in[j]) {
-		return 0 // an end tag that plainEndTag left, a comment...
+		return 0 // a comment, a declaration, a "<" that starts no tag
 	}
 	nameStart := j
 	for j < len(in) && nameEnds[in[j]]&endsTagName == 0 {
@@ -176,7 +176,7 @@ func plainEndTag(in []byte, i int) int {
 		return 0
 	}
 	j = nameEnd(in, j, endsTagName)
-	// (The lengths of svg and math spare half the tags of a page a call.)
+	// (The lengths of svg and math spare most other end tags a call.)
 	if n := j - i - 2; j == len(in) || in[j] != '>' || (n == 3 || n == 4) && isForeignRoot(in[i+2:j]) {
 		return 0
 	}
@@ -207,11 +207,13 @@ func (r *HTMLRewriter) writeValue(in []byte, done *int, start, end int, kind att
 	if kind == oneURL && r.ref.plainApplies() {
 		// Most URL attributes hold one plain reference (href="/wiki/Go"):
 		// straight to the Mapper's fast path, two calls fewer than through
-		// appendValue and appendAttrRef, which ask it first too.
-		if out, ok := r.ref.m.appendPlain(r.out.buf, v); ok {
-			r.out.buf = out
-			return
+		// appendValue and appendAttrRef, and not asked twice.
+		out, ok := r.ref.m.appendPlain(r.out.buf, v)
+		if !ok {
+			out = r.ref.appendDecodedRef(r.out.buf, v)
 		}
+		r.out.buf = out
+		return
 	}
 	r.out.buf = r.appendValue(r.out.buf, kind, v)
 }

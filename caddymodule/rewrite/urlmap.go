@@ -272,7 +272,7 @@ func (m *Mapper) appendUnderBase(dst, path []byte) ([]byte, bool) {
 // and no "&", which in HTML may start a character reference that spells
 // one. It runs for most references of every page, and the
 // percent-encoded punctuation of many ("/wiki/C%2B%2B") must not send
-// them down the slow path; it stops only at rare bytes (a dot segment is
+// them down the slow path; it stops only at a few bytes (a dot segment is
 // found from its dot, not from every slash).
 func plainPath(ref []byte) bool {
 	for i := indexStop(ref, 0, &pathStops); i < len(ref); i = indexStop(ref, i+1, &pathStops) {
