@@ -34,10 +34,10 @@ type responseBody interface {
 	Flush() error
 	writeHeader(status int)
 	// headerInUse tells that the handler is at the header map again,
-	// after the status (Caddy's reverse proxy: for trailers, after the
-	// body): until it writes again or the body ends, nothing may write
-	// the response from another goroutine, as net/http's ResponseWriter
-	// and header map are not safe for that.
+	// after the status (Caddy's reverse proxy: after every body, to copy
+	// the trailers, if any): until it writes again or the body ends,
+	// nothing may write the response from another goroutine, as
+	// net/http's ResponseWriter and header map are not safe for that.
 	headerInUse()
 	// end writes out what is left; complete tells whether the body it
 	// was given is all of it (else the response is being aborted).
@@ -356,8 +356,8 @@ var heldOutputBufs = sync.Pool{New: func() any { b := make([]byte, 0, heldOutput
 // (or, should the handler be at the header then, once it leaves it).
 //
 // It holds the response's status too, until it writes its first bytes: a
-// body that ends while all of it is held goes out with a Content-Length,
-// not chunked, in one write.
+// body that ends while all of it is held, without trailers, goes out with
+// a Content-Length, not chunked, in one write.
 //
 // One mutex orders the writers (the handler, a decoding goroutine, the
 // timer), as net/http's ResponseWriter is not safe for concurrent use.
