@@ -99,7 +99,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 	for n := range created { // the churn apps the loop did not get to delete
 		adminReload(t, http.MethodDelete, fmt.Sprintf("/config/apps/dashboard_apps/apps/churn-%d", n), "")
 	}
-	t.Logf("%d requests (%d retried after a keep-alive connection closed by a reload), %d config changes in %ds", ok.Load(), retried.Load(), changes, seconds)
+	t.Logf("%d requests (%d retried after a connection closed unanswered by a reload), %d config changes in %ds", ok.Load(), retried.Load(), changes, seconds)
 	errKinds.Range(func(k, _ any) bool { t.Log("error:", k); return true })
 	if f := failed.Load(); f > 0 {
 		t.Errorf("%d of %d requests failed during reloads; first: %v", f, f+ok.Load(), firstErr.Load())
