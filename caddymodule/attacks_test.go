@@ -571,7 +571,7 @@ func handlerConfigPath(t *testing.T) string {
 // gets them as JSON that cannot leave its element, and decodes to them.
 func TestAttackInjectedConfigIsInert(t *testing.T) {
 	tester := newGateway(t)
-	t.Cleanup(func() { newGateway(t) }) // the shared config back
+	t.Cleanup(func() { restoreGateway(t) }) // the shared config back
 	sidebar := "</script><script>__xss=3</script><!--<script>\u2028 & ]]>"
 	route := "/app/accounts/{account}/conversations/{conversation}</script><script>__xss=4</script>"
 	handler := handlerConfigPath(t)

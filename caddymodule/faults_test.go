@@ -676,7 +676,7 @@ func TestFaultHelpdeskAPIGarbage(t *testing.T) {
 // 502, and the helpdesk's own pages and public apps are unaffected.
 func TestFaultHelpdeskAPIDownThroughTheGateway(t *testing.T) {
 	tester := newGateway(t)
-	t.Cleanup(func() { newGateway(t) })
+	t.Cleanup(func() { restoreGateway(t) })
 	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `<html>502 Bad Gateway</html>`)

@@ -345,6 +345,27 @@ func newGateway(t *testing.T) *caddytest.Tester {
 // adminDo drops after a config change.
 var currentTester *caddytest.Tester
 
+// restoreGateway loads the shared config again, after a test changed it.
+func restoreGateway(t *testing.T) {
+	newGateway(t)
+	settleReload()
+}
+
+// settleReload waits, after a config change, until requests reach only the
+// new config, and starts the next ones on new connections. Caddy returns
+// from a reload once the old servers have begun to shut down (see its
+// http app's Stop): for a moment they may still accept a connection, and
+// they serve the connections kept alive to them until the shutdown closes
+// them, which net/http does at intervals. Go's transport may also put a
+// connection back in its pool just after CloseIdleConnections.
+func settleReload() {
+	time.Sleep(100 * time.Millisecond)
+	http.DefaultClient.CloseIdleConnections()
+	if currentTester != nil {
+		currentTester.Client.CloseIdleConnections()
+	}
+}
+
 // get requests path as the signed-in agent 7, unless header carries a
 // Cookie of its own (anonymous: "Cookie", "").
 func get(t *testing.T, tester *caddytest.Tester, path string, header ...string) (*http.Response, string) {
@@ -683,14 +704,8 @@ func adminDo(t *testing.T, method, path, body string) (int, string) {
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	// A config change replaces Caddy's servers and closes their idle
-	// keep-alive connections; a request sent on one just then reads EOF
-	// (browsers retry those). Start the next requests on new connections.
 	if method != http.MethodGet {
-		http.DefaultClient.CloseIdleConnections()
-		if currentTester != nil {
-			currentTester.Client.CloseIdleConnections()
-		}
+		settleReload()
 	}
 	var apiErr struct{ Error string }
 	if json.Unmarshal(b, &apiErr) == nil && apiErr.Error != "" {
