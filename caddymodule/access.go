@@ -59,31 +59,26 @@ func (p *profile) accountFor(app *AppConfig) (account int64, role string, ok boo
 
 // authorize checks that the request comes from a signed-in agent allowed
 // to use the app, and answers it otherwise, inside the app's tab. It
-// returns the verified agent (nil for a public app) and the fingerprint of
-// its credentials.
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, app *AppConfig) (agent *profile, key credentialKey, ok bool) {
+// returns the verified agent (the zero agent for a public app).
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, app *AppConfig) (agent, bool) {
 	if app.Public {
-		return nil, key, true
+		return agent{}, true
 	}
-	if key, ok = h.credentialKeyOf(r); !ok {
-		writeSignInPage(w)
-		return nil, key, false
-	}
-	agent, err := h.agent(r, key)
+	who, err := h.identify(r)
 	if err != nil {
-		if passedStatus(err) != 0 {
+		if passedStatus(err) != 0 { // no credentials, or the helpdesk refused them
 			writeSignInPage(w)
 		} else {
 			h.logger.Error("checking the agent's sign-in: the helpdesk API failed", zap.Error(err))
 			writePage(w, http.StatusBadGateway, "Cannot check your sign-in", "The helpdesk is not answering, so this app cannot tell who you are. Try again in a moment.")
 		}
-		return nil, key, false
+		return agent{}, false
 	}
-	if _, _, ok := agent.accountFor(app); !ok {
+	if _, _, ok := who.accountFor(app); !ok {
 		writePage(w, http.StatusForbidden, "Not available to you", app.Name+" is not available in your accounts or to your role. Ask an administrator if you need it.")
-		return nil, key, false
+		return agent{}, false
 	}
-	return agent, key, true
+	return who, true
 }
 
 func writeSignInPage(w http.ResponseWriter) {

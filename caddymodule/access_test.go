@@ -196,6 +196,11 @@ func TestContextTokens(t *testing.T) {
 	if resp, _ := get(t, tester, "/_dashboard_apps/context?account=1&conversation=123&app=account3"); resp.StatusCode != 403 {
 		t.Errorf("token for an app the agent may not use: %d", resp.StatusCode)
 	}
+	// Without ?app= there is no token at all: never one whose audience
+	// lists every app, which any of them could replay to the others.
+	if resp, body := get(t, tester, "/_dashboard_apps/context?account=1&conversation=123"); resp.StatusCode != 200 || strings.Contains(body, `"token"`) {
+		t.Errorf("context without ?app=: %d %s, want no token", resp.StatusCode, body)
+	}
 }
 
 func TestAppsListFiltersByInbox(t *testing.T) {
@@ -276,7 +281,7 @@ func TestAssertionFollowsAccountAndRole(t *testing.T) {
 		{&profile{AccountID: &two, Name: &anna, Email: &mail, Accounts: []profileAccount{{ID: 1, Role: RoleAgent}, {ID: 2, Role: RoleAdministrator}}}, "2/administrator/ana@example.com/Anna"},
 	} {
 		hd := http.Header{}
-		if err := p.addIdentity(hd, step.agent, cred); err != nil {
+		if err := p.addIdentity(hd, agent{cred, step.agent}); err != nil {
 			t.Fatal(err)
 		}
 		tok, err := jwt.ParseSigned(hd.Get("X-Dashboard-Agent-Assertion"), []jose.SignatureAlgorithm{jose.EdDSA})

@@ -102,7 +102,7 @@ func BenchmarkAuthorizeCacheHit(b *testing.B) {
 	r := httptest.NewRequest("GET", "/dashboard-apps/orders/", nil)
 	r.Header.Set("Cookie", "_chatwoot_session=abc; cw_d_session_info=%7B%22access-token%22%3A%22token-a%22%7D")
 	w := &reusedWriter{h: http.Header{}}
-	if _, _, ok := h.authorize(w, r, app); !ok {
+	if _, ok := h.authorize(w, r, app); !ok {
 		b.Fatal("warm-up: not authorized")
 	}
 	b.ReportAllocs()

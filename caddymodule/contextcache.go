@@ -187,14 +187,17 @@ type agentEntry struct {
 
 const maxAgents = 20000
 
-func (c *agentCache) get(key credentialKey, ttl time.Duration) (*profile, bool) {
+// get returns the profile cached for key and whether it is fresh (within
+// ttl); ok is false when there is none, or it is older than ttl+staleFor.
+func (c *agentCache) get(key credentialKey, ttl time.Duration) (p *profile, fresh, ok bool) {
 	c.mu.RLock()
 	e, ok := c.m[key]
 	c.mu.RUnlock()
-	if !ok || time.Since(e.fetched) >= ttl {
-		return nil, false
+	if !ok {
+		return nil, false, false
 	}
-	return e.p, true
+	age := time.Since(e.fetched)
+	return e.p, age < ttl, age < ttl+staleFor
 }
 
 func (c *agentCache) put(key credentialKey, p *profile, ttl time.Duration) {
@@ -205,7 +208,7 @@ func (c *agentCache) put(key credentialKey, p *profile, ttl time.Duration) {
 	}
 	if len(c.m) >= maxAgents {
 		for k, e := range c.m {
-			if time.Since(e.fetched) >= ttl {
+			if time.Since(e.fetched) >= ttl+staleFor {
 				delete(c.m, k)
 			}
 		}
@@ -214,4 +217,31 @@ func (c *agentCache) put(key credentialKey, p *profile, ttl time.Duration) {
 		}
 	}
 	c.m[key] = agentEntry{p: p, fetched: time.Now()}
+}
+
+// Cache key layouts: a kind byte, the credential fingerprint, then ids.
+const (
+	profileKeyLen = 1 + len(credentialKey{})
+	contextKeyLen = profileKeyLen + 16
+	maxAppIDLen   = 63
+)
+
+func profileKey(cred credentialKey) (k [profileKeyLen]byte) {
+	k[0] = 'p'
+	copy(k[1:], cred[:])
+	return k
+}
+
+// contextKeyBuf holds a key of a conversation's context for an agent:
+// kind 'b' is the context as the helpdesk gave it, without a token; kind
+// 'x' the message for an app (whose token it carries; "" for all apps);
+// kind 'a' an identity assertion for an app in an account (conversation 0).
+type contextKeyBuf [contextKeyLen + maxAppIDLen]byte
+
+func contextKey(kind byte, cred credentialKey, account, conversation int64, app string) (k contextKeyBuf, n int) {
+	k[0] = kind
+	copy(k[1:], cred[:])
+	binary.LittleEndian.PutUint64(k[profileKeyLen:], uint64(account))
+	binary.LittleEndian.PutUint64(k[profileKeyLen+8:], uint64(conversation))
+	return k, contextKeyLen + copy(k[contextKeyLen:], app)
 }

@@ -548,7 +548,7 @@ func helpdeskFaultResults(t *testing.T, h *Handler, cred string) (ctx, apps, acc
 	r := httptest.NewRequest("GET", "/dashboard-apps/x/", nil)
 	r.Header.Set("api_access_token", cred)
 	access = httptest.NewRecorder()
-	if _, _, ok := h.authorize(access, r, &AppConfig{Name: "X", id: "x"}); ok {
+	if _, ok := h.authorize(access, r, &AppConfig{Name: "X", id: "x"}); ok {
 		access.WriteHeader(http.StatusOK)
 	}
 	return ctx, apps, access

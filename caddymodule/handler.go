@@ -284,11 +284,11 @@ func (h *Handler) serveApp(w http.ResponseWriter, r *http.Request, rest string) 
 		http.Redirect(w, r, target, http.StatusPermanentRedirect)
 		return nil
 	}
-	agent, cred, ok := h.authorize(w, r, p.app)
+	who, ok := h.authorize(w, r, p.app)
 	if !ok {
 		return nil
 	}
-	return p.serve(w, r, sub, agent, cred)
+	return p.serve(w, r, sub, who)
 }
 
 // Interface guards.

@@ -109,19 +109,19 @@ const assertionLifetime = 5 * time.Minute
 // agentClaims are the claims of an agent assertion and, with conversation
 // and contact, of an appContext token.
 type agentClaims struct {
-	Subject      string       `json:"sub"`
-	Email        *string      `json:"email"`
-	Name         *string      `json:"name"`
-	Role         string       `json:"role,omitempty"`
-	Account      int64        `json:"account"`
-	Audience     jwt.Audience `json:"aud"`
-	IssuedAt     int64        `json:"iat"`
-	Expiry       int64        `json:"exp"`
-	Conversation *int64       `json:"conversation,omitempty"`
-	Contact      *int64       `json:"contact,omitempty"`
+	Subject      string  `json:"sub"`
+	Email        *string `json:"email"`
+	Name         *string `json:"name"`
+	Role         string  `json:"role,omitempty"`
+	Account      int64   `json:"account"`
+	Audience     string  `json:"aud"` // one app id, never a list: a token is bound to one app
+	IssuedAt     int64   `json:"iat"`
+	Expiry       int64   `json:"exp"`
+	Conversation *int64  `json:"conversation,omitempty"`
+	Contact      *int64  `json:"contact,omitempty"`
 }
 
-func newAgentClaims(agent *profile, account int64, role string, audience []string, now time.Time) agentClaims {
+func newAgentClaims(agent *profile, account int64, role string, audience string, now time.Time) agentClaims {
 	sub := ""
 	if agent.ID != nil {
 		sub = strconv.FormatInt(*agent.ID, 10)

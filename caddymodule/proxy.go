@@ -110,8 +110,8 @@ func reverseProxyConfig(app *AppConfig, prefix string) (json.RawMessage, error) 
 var noNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 
 // serve proxies a request whose escaped path below the app's prefix is
-// sub, for agent (nil for a public app).
-func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, sub string, agent *profile, cred credentialKey) error {
+// sub, for who (the zero agent for a public app).
+func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, sub string, who agent) error {
 	upPath, err := p.mapper.UpstreamPath(sub)
 	if err != nil {
 		p.logger.Debug("refused a request path", zap.String("path", r.URL.EscapedPath()), zap.Error(err))
@@ -124,8 +124,8 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, sub string, age
 	up := r.Clone(r.Context())
 	up.URL.Path, up.URL.RawPath = decoded, upPath
 	p.cleanRequest(up, r)
-	if p.app.Identity && agent != nil {
-		if err := p.addIdentity(up.Header, agent, cred); err != nil {
+	if p.app.Identity && who.profile != nil {
+		if err := p.addIdentity(up.Header, who); err != nil {
 			p.logger.Error("signing the agent assertion", zap.Error(err))
 			return writePage(w, http.StatusInternalServerError, "App unavailable", "The gateway could not sign your identity for this app.")
 		}
@@ -190,16 +190,16 @@ func withoutQueryParam(raw, name string) string {
 // addIdentity sends the app the verified agent, and an assertion of it
 // that the app's backend can verify. Assertions are reused for a minute
 // per agent, so a busy page does not pay for a signature per request.
-func (p *appProxy) addIdentity(h http.Header, agent *profile, cred credentialKey) error {
-	account, role, _ := agent.accountFor(p.app)
+func (p *appProxy) addIdentity(h http.Header, who agent) error {
+	account, role, _ := who.accountFor(p.app)
 	// An assertion is reused for the account it names (in the key) and
 	// the other claims it shares with the X-Dashboard-* headers, which the
 	// cached entry starts with: when the agent's profile is re-read with
 	// any of them changed, a new one is signed, so that the assertion
 	// never says other than the headers.
 	var sb [256]byte
-	stamp := identityStamp(sb[:0], agent, role)
-	k, n := contextKey('a', cred, account, 0, p.app.id)
+	stamp := identityStamp(sb[:0], who.profile, role)
+	k, n := contextKey('a', who.key, account, 0, p.app.id)
 	key := k[:n]
 	bp := entryBufs.Get().(*[]byte)
 	defer entryBufs.Put(bp)
@@ -212,17 +212,17 @@ func (p *appProxy) addIdentity(h http.Header, agent *profile, cred credentialKey
 	}
 	if assertion == "" {
 		var err error
-		assertion, err = sign(p.signer, newAgentClaims(agent, account, role, []string{p.app.id}, time.Now()))
+		assertion, err = sign(p.signer, newAgentClaims(who.profile, account, role, p.app.id, time.Now()))
 		if err != nil {
 			return err
 		}
 		p.state.store(key, append(append(stamp, 0), assertion...), assertionReuse, nil)
 	}
-	if agent.ID != nil {
-		h.Set("X-Dashboard-Agent-Id", strconv.FormatInt(*agent.ID, 10))
+	if who.ID != nil {
+		h.Set("X-Dashboard-Agent-Id", strconv.FormatInt(*who.ID, 10))
 	}
-	h.Set("X-Dashboard-Agent-Email", headerSafe(agent.Email))
-	h.Set("X-Dashboard-Agent-Name", headerSafe(agent.Name))
+	h.Set("X-Dashboard-Agent-Email", headerSafe(who.Email))
+	h.Set("X-Dashboard-Agent-Name", headerSafe(who.Name))
 	h.Set("X-Dashboard-Agent-Role", role)
 	h.Set("X-Dashboard-Account-Id", strconv.FormatInt(account, 10))
 	h.Set("X-Dashboard-Agent-Assertion", assertion)

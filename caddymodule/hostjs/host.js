@@ -95,12 +95,14 @@
     if (!w) return;
     e.want = false;
     // Each app gets the message with its own token (aud = its id), fetched
-    // once per conversation; the gateway answers it from its cache.
+    // once per conversation; the gateway answers it from its cache. An app
+    // whose own message cannot be had gets nothing: never another app's,
+    // nor one without its token.
     const c = ctx;
-    const p = c.per.get(e.id) || getJSON(c.url + '&app=' + encodeURIComponent(e.id)).catch(() => c.msg);
+    const p = c.per.get(e.id) || getJSON(c.url + '&app=' + encodeURIComponent(e.id)).catch(() => null);
     c.per.set(e.id, p);
     p.then(safe((msg) => {
-      if (ctx !== c || !e.frame || e.frame.contentWindow !== w) return; // moved on meanwhile
+      if (!msg || ctx !== c || !e.frame || e.frame.contentWindow !== w) return; // none, or moved on meanwhile
       w.postMessage(e.app.message_format === 'json_string' ? JSON.stringify(msg) : msg, e.origin);
       posts++;
     }));
