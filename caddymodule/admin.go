@@ -102,8 +102,7 @@ func validateChange(method, path string, body []byte) error {
 	if err := dec.Decode(&app); err != nil {
 		return fmt.Errorf("dashboard_apps: %v", describeJSONError(err))
 	}
-	_, err = app.validate()
-	return err
+	return app.Validate()
 }
 
 // runningAppConfig is the running dashboard_apps config as generic JSON.

@@ -30,9 +30,11 @@ type App struct {
 	Context *ContextConfig `json:"context,omitempty"`
 
 	ordered  []*AppConfig
+	logger   *zap.Logger
 	identity *identityKey
 	state    *sharedState
 	stateKey string
+	metrics  *gatewayMetrics
 }
 
 // ContextConfig configures how appContext payloads are cached.
@@ -54,51 +56,66 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision validates the registry and takes the shared state.
+// Provision takes the state the registry shares with earlier and later
+// configs: the gateway's signing key (in Caddy's storage) and the context
+// cache (in a caddy.UsagePool, so that a reload keeps it warm).
 func (a *App) Provision(ctx caddy.Context) error {
-	logger := ctx.Logger()
-	size, err := a.validate()
-	if err != nil {
-		return err
+	a.logger = ctx.Logger()
+	size := defaultCacheSize
+	if c := a.Context; c != nil && c.CacheSize != "" {
+		if n, err := parseCacheSize(c.CacheSize); err == nil {
+			size = n
+		} // else Validate refuses the config before it serves
 	}
-	for _, app := range a.ordered {
-		if app.TLS != nil && app.TLS.InsecureSkipVerify {
-			logger.Warn("TLS certificate verification is off for this app: anyone on the network path to it can read and change its traffic; use tls ca_file instead",
-				zap.String("app", app.id), zap.String("url", app.URL))
-		}
-	}
+	var err error
 	if a.identity, err = loadIdentityKey(ctx, ctx.Storage()); err != nil {
 		return fmt.Errorf("dashboard_apps: %v", err)
 	}
 	if a.state, a.stateKey, err = loadState(size); err != nil {
 		return fmt.Errorf("dashboard_apps: context cache: %v", err)
 	}
+	if a.metrics, err = loadMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("dashboard_apps: registering metrics: %v", err)
+	}
 	return nil
 }
 
-// validate checks the whole config, orders the apps, and returns the
-// cache size. The admin API validator runs it on proposed changes too.
-func (a *App) validate() (cacheSize int, err error) {
+// Validate checks the whole registry and puts the apps in tab order; each
+// app's derived settings (its parsed URL, its secret with placeholders
+// replaced) are filled in as it passes. Every error names the app, the
+// field and the value. The admin API runs it on proposed changes too.
+func (a *App) Validate() error {
+	var err error
 	if a.ordered, err = validateApps(a.Apps); err != nil {
-		return 0, fmt.Errorf("dashboard_apps: %v", err)
+		return fmt.Errorf("dashboard_apps: %v", err)
 	}
-	cacheSize = defaultCacheSize
 	if c := a.Context; c != nil {
 		if c.TTL < 0 {
-			return 0, fmt.Errorf("dashboard_apps: context: ttl %q: must not be negative", time.Duration(c.TTL))
+			return fmt.Errorf("dashboard_apps: context: ttl %q: must not be negative", time.Duration(c.TTL))
 		}
 		if c.CacheSize != "" {
-			if cacheSize, err = parseCacheSize(c.CacheSize); err != nil {
-				return 0, fmt.Errorf("dashboard_apps: context: cache_size %q: %v", c.CacheSize, err)
+			if _, err := parseCacheSize(c.CacheSize); err != nil {
+				return fmt.Errorf("dashboard_apps: context: cache_size %q: %v", c.CacheSize, err)
 			}
 		}
 	}
-	return cacheSize, nil
+	if a.logger != nil {
+		for _, app := range a.ordered {
+			if app.TLS != nil && app.TLS.InsecureSkipVerify {
+				a.logger.Warn("TLS certificate verification is off for this app: anyone on the network path to it can read and change its traffic; use tls ca_file instead",
+					zap.String("app", app.id), zap.String("url", app.URL))
+			}
+		}
+	}
+	return nil
 }
 
-// Cleanup releases this config's hold on the shared state; the next config
-// has taken its own by then, so the cache survives a reload.
+// Cleanup releases this config's hold on the shared state and metrics;
+// the next config has taken its own by then, so they survive a reload.
 func (a *App) Cleanup() error {
+	if a.metrics != nil {
+		states.Delete(metricsKey)
+	}
 	if a.stateKey != "" {
 		_, err := states.Delete(a.stateKey)
 		return err
@@ -129,5 +146,6 @@ func (a *App) Stop() error { return nil }
 var (
 	_ caddy.App          = (*App)(nil)
 	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
 )

@@ -102,7 +102,11 @@ func newFakeHelpdeskTB(t testing.TB) *fakeHelpdesk {
 // for testing the endpoints in isolation.
 func newTestHandler(t testing.TB, helpdeskURL string, ttl time.Duration) *Handler {
 	t.Helper()
-	m, _ := registerMetrics(nil)
+	m, err := loadMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { states.Delete(metricsKey) })
 	state, key, err := loadState(minCacheSize)
 	if err != nil {
 		t.Fatal(err)

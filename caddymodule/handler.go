@@ -92,23 +92,22 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision validates the handler's settings and loads one reverse proxy
-// per registered app.
+// Provision sets the handler up: its defaults, the helpdesk API client,
+// and one reverse proxy per registered app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.injectFailOnce = new(sync.Once)
 	h.inflight = new(atomic.Int64)
+	appIface, err := ctx.App("dashboard_apps")
+	if err != nil {
+		return fmt.Errorf("dashboard_apps: loading the app registry: %v", err)
+	}
+	h.registry = appIface.(*App)
+	metrics := h.registry.metrics
+	h.metrics = metrics
 	if h.Prefix == "" {
 		h.Prefix = defaultPrefix
 	}
-	if err := validatePrefix(h.Prefix); err != nil {
-		return err
-	}
-	metrics, err := registerMetrics(ctx.GetMetricsRegistry())
-	if err != nil {
-		return fmt.Errorf("dashboard_apps: registering metrics: %v", err)
-	}
-	h.metrics = metrics
 	repl := caddy.NewReplacer() // global placeholders: {env.*}, {file.*}, ...
 	if h.WebhookSecret != "" {
 		secret, err := repl.ReplaceOrErr(h.WebhookSecret, true, true)
@@ -128,9 +127,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.ConversationRoute == "" {
 		h.ConversationRoute = defaultConversationRoute
 	}
-	if !strings.HasPrefix(h.ConversationRoute, "/") || !strings.Contains(h.ConversationRoute, "{account}") || !strings.Contains(h.ConversationRoute, "{conversation}") {
-		return fmt.Errorf("dashboard_apps: conversation_route %q: must be a path with {account} and {conversation}, such as %s", h.ConversationRoute, defaultConversationRoute)
-	}
 	if len(h.Inject) == 0 {
 		h.Inject = []string{defaultInject}
 	}
@@ -140,23 +136,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.credentialHeaders = []string{"Authorization", "Api_access_token"}
 	for _, name := range h.ForwardHeaders {
-		if name == "" || strings.ContainsAny(name, " \t\r\n:") {
-			return fmt.Errorf("dashboard_apps: forward_headers: %q is not a header name", name)
-		}
 		h.credentialHeaders = append(h.credentialHeaders, http.CanonicalHeaderKey(name))
 	}
 
-	appIface, err := ctx.App("dashboard_apps")
-	if err != nil {
-		return fmt.Errorf("dashboard_apps: loading the app registry: %v", err)
-	}
-	h.registry = appIface.(*App)
 	h.state, h.ttl = h.registry.state, h.registry.ttl()
 	h.apps = make(map[string]*appProxy, len(h.registry.ordered))
 	for _, app := range h.registry.ordered {
-		if !app.Public && h.helpdesk == nil {
-			return fmt.Errorf("dashboard_apps: app %q is for signed-in agents, which this site cannot check without helpdesk_api; set helpdesk_api, or make the app public", app.id)
-		}
 		p, err := newAppProxy(ctx, app, h.Prefix, h.credentialHeaders, h.registry, metrics)
 		if err != nil {
 			return fmt.Errorf("dashboard_apps: app %q: %v", app.id, err)
@@ -174,6 +159,28 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.plainSnippet = h.snippet("", false)
 	if h.helpdesk == nil {
 		h.logger.Warn("helpdesk_api is not set: apps get no appContext")
+	}
+	return nil
+}
+
+// Validate checks the handler's settings and that the site can serve
+// every app of the registry.
+func (h *Handler) Validate() error {
+	if err := validatePrefix(h.Prefix); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(h.ConversationRoute, "/") || !strings.Contains(h.ConversationRoute, "{account}") || !strings.Contains(h.ConversationRoute, "{conversation}") {
+		return fmt.Errorf("dashboard_apps: conversation_route %q: must be a path with {account} and {conversation}, such as %s", h.ConversationRoute, defaultConversationRoute)
+	}
+	for _, name := range h.ForwardHeaders {
+		if name == "" || strings.ContainsAny(name, " \t\r\n:") {
+			return fmt.Errorf("dashboard_apps: forward_headers: %q is not a header name", name)
+		}
+	}
+	for _, app := range h.registry.ordered {
+		if !app.Public && h.helpdesk == nil {
+			return fmt.Errorf("dashboard_apps: app %q is for signed-in agents, which this site cannot check without helpdesk_api; set helpdesk_api, or make the app public", app.id)
+		}
 	}
 	return nil
 }
@@ -294,6 +301,7 @@ func (h *Handler) serveApp(w http.ResponseWriter, r *http.Request, rest string) 
 // Interface guards.
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)

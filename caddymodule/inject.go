@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -151,32 +150,6 @@ func (h *Handler) injectFailed(reason string, r *http.Request) {
 	})
 }
 
-// etagMark is appended to the helpdesk's validators for injected pages, so
-// that a new host script version is a new page version.
-func etagMark(version string) string { return "-da" + version }
-
-// markETag makes a validator weak, as the bytes are no longer the
-// upstream's, and appends mark (for injected pages, etagMark: a new host
-// script version is a new page version). One that is not a quoted string
-// cannot be marked, and is dropped rather than left strong.
-func markETag(hd http.Header, mark string) {
-	etag := hd.Get("Etag")
-	if etag == "" {
-		return
-	}
-	if !strings.HasSuffix(etag, `"`) {
-		hd.Del("Etag")
-		return
-	}
-	etag = strings.TrimPrefix(etag, "W/")
-	hd.Set("Etag", "W/"+etag[:len(etag)-1]+mark+`"`)
-}
-
-// unmarkETags undoes markETag in an If-None-Match value.
-func unmarkETags(v, version string) string {
-	return strings.ReplaceAll(v, etagMark(version)+`"`, `"`)
-}
-
 // adaptPageCSP lets the host script, its stylesheet, the context API and
 // the app frames through the helpdesk page's Content-Security-Policy (see
 // rewrite.AdaptPageCSP): a nonce to reuse, or integrity when the tag must
@@ -194,20 +167,4 @@ func requestOrigin(r *http.Request) string {
 		return "https://" + r.Host
 	}
 	return "http://" + r.Host
-}
-
-// decodableEncodings filters an Accept-Encoding value to what the gateway
-// can decode.
-func decodableEncodings(accept string) string {
-	var keep []string
-	for _, part := range strings.Split(accept, ",") {
-		name, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if decoderFor(strings.ToLower(strings.TrimSpace(name))) != nil {
-			keep = append(keep, strings.TrimSpace(part))
-		}
-	}
-	if len(keep) == 0 {
-		return "identity"
-	}
-	return strings.Join(keep, ", ")
 }

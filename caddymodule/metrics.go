@@ -2,14 +2,16 @@ package caddymodule
 
 import (
 	"errors"
-	"sync"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// gatewayMetrics are the gateway's Prometheus metrics. They are created
-// once per process and registered in each config's registry, as Caddy's
-// own handlers do, so counters keep counting across reloads.
+// gatewayMetrics are the gateway's Prometheus metrics. They live in the
+// same caddy.UsagePool as the context cache, under a fixed key, and are
+// registered in each config's registry, so counters keep counting across
+// reloads.
 type gatewayMetrics struct {
 	cacheHits       prometheus.Counter
 	cacheMisses     prometheus.Counter
@@ -18,10 +20,10 @@ type gatewayMetrics struct {
 	proxied         *prometheus.CounterVec
 }
 
-var (
-	metricsOnce sync.Once
-	theMetrics  *gatewayMetrics
-)
+// Destruct implements caddy.Destructor; metrics hold nothing but memory.
+func (*gatewayMetrics) Destruct() error { return nil }
+
+const metricsKey = "dashboard_apps.metrics"
 
 const metricsNamespace = "caddy_dashboard_apps"
 
@@ -51,17 +53,23 @@ func newMetrics() *gatewayMetrics {
 	}
 }
 
-// registerMetrics registers the metrics in a config's registry.
-func registerMetrics(reg *prometheus.Registry) (*gatewayMetrics, error) {
-	metricsOnce.Do(func() { theMetrics = newMetrics() })
-	if reg == nil {
-		return theMetrics, nil
+// loadMetrics takes the process's metrics (to be released with
+// states.Delete(metricsKey) at cleanup) and registers them in a config's
+// registry (nil: none).
+func loadMetrics(reg *prometheus.Registry) (*gatewayMetrics, error) {
+	v, _, err := states.LoadOrNew(metricsKey, func() (caddy.Destructor, error) { return newMetrics(), nil })
+	if err != nil {
+		return nil, err
 	}
-	m := theMetrics
+	m := v.(*gatewayMetrics)
+	if reg == nil {
+		return m, nil
+	}
 	for _, c := range []prometheus.Collector{m.cacheHits, m.cacheMisses, m.evictions, m.helpdeskLatency, m.proxied} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
+				states.Delete(metricsKey)
 				return nil, err
 			}
 		}
