@@ -20,6 +20,8 @@ type appResponse struct {
 	head bool
 }
 
+func (w *appResponse) writer() *transformingWriter { return &w.transformingWriter }
+
 func newAppResponse(w http.ResponseWriter, p *appProxy, doc *url.URL, r *http.Request) *appResponse {
 	ar := &appResponse{p: p, doc: doc, head: r.Method == http.MethodHead}
 	ar.transformingWriter = transformingWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, onHeader: ar.onHeader}

@@ -44,7 +44,7 @@ func (p *appProxy) closeIdle() {
 }
 
 func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, credentialHeaders []string, registry *App, metrics *gatewayMetrics) (*appProxy, error) {
-	cfg, err := reverseProxyConfig(app, prefix)
+	cfg, err := reverseProxyConfig(app)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, credentialHea
 }
 
 // reverseProxyConfig is the JSON of the reverse_proxy handler for app.
-func reverseProxyConfig(app *AppConfig, prefix string) (json.RawMessage, error) {
+func reverseProxyConfig(app *AppConfig) (json.RawMessage, error) {
 	u := app.upstream
 	port := u.Port()
 	if port == "" {
@@ -100,8 +100,7 @@ func reverseProxyConfig(app *AppConfig, prefix string) (json.RawMessage, error) 
 		"upstreams": []map[string]string{{"dial": net.JoinHostPort(u.Hostname(), port)}},
 		"transport": transport,
 		"headers": map[string]any{"request": map[string]any{"set": map[string][]string{
-			"Host":               {u.Host},
-			"X-Forwarded-Prefix": {prefix + app.id},
+			"Host": {u.Host},
 		}}},
 	}
 	return json.Marshal(cfg)
@@ -109,8 +108,8 @@ func reverseProxyConfig(app *AppConfig, prefix string) (json.RawMessage, error) 
 
 var noNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 
-// serve proxies a request whose escaped path below the app's prefix is
-// sub, for who (the zero agent for a public app).
+// serve proxies a request in path mode, whose escaped path below the
+// app's prefix is sub, for who (the zero agent for a public app).
 func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, sub string, who agent) error {
 	upPath, err := p.mapper.UpstreamPath(sub)
 	if err != nil {
@@ -123,31 +122,48 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, sub string, who
 	}
 	up := r.Clone(r.Context())
 	up.URL.Path, up.URL.RawPath = decoded, upPath
-	p.cleanRequest(up, r)
+	p.cleanRequest(up)
+	h := up.Header
+	// Only the app's own cookies, under the names it gave them.
+	if c := rewrite.AppCookies(h.Values("Cookie"), p.app.id); c != "" {
+		h.Set("Cookie", c)
+	} else {
+		h.Del("Cookie")
+	}
+	h.Set("X-Forwarded-Prefix", strings.TrimSuffix(p.mapper.Proxied(), "/"))
+	h.Set("Accept-Encoding", upstreamAcceptEncoding(r))
+	self := requestOrigin(r)
+	p.mapOrigin(h, self, func(ref string) (string, bool) { return p.mapper.UpstreamURL(ref[len(self):]) })
+	doc := &url.URL{Scheme: p.app.upstream.Scheme, Host: p.app.upstream.Host, Path: decoded, RawPath: upPath}
+	return p.forward(w, r, up, who, newAppResponse(w, p, doc, r))
+}
+
+// forward sends up, the cleaned copy of r, to the app through Caddy's
+// reverse proxy, with the agent's identity when the app asks for it, and
+// the response through rw.
+func (p *appProxy) forward(w http.ResponseWriter, r, up *http.Request, who agent, rw responseWrapper) error {
 	if p.app.Identity && who.profile != nil {
 		if err := p.addIdentity(up.Header, who); err != nil {
 			p.logger.Error("signing the agent assertion", zap.Error(err))
 			return writePage(w, http.StatusInternalServerError, "App unavailable", "The gateway could not sign your identity for this app.")
 		}
 	}
-
-	doc := &url.URL{Scheme: p.app.upstream.Scheme, Host: p.app.upstream.Host, Path: decoded, RawPath: upPath}
-	rw := newAppResponse(w, p, doc, r)
-	if err := p.proxyThrough(rw, up); err != nil {
-		return p.proxyError(w, rw, r, err)
+	err := rw.writer().serveThrough(func(w http.ResponseWriter) error { return p.proxy.ServeHTTP(w, up, noNext) },
+		func(err error) { p.logger.Warn("rewriting the app's response", zap.Error(err)) })
+	if err != nil {
+		return p.proxyError(w, rw.writer(), r, err)
 	}
 	return nil
 }
 
-// proxyThrough runs Caddy's reverse proxy for the app.
-func (p *appProxy) proxyThrough(rw *appResponse, up *http.Request) error {
-	return rw.serveThrough(func(w http.ResponseWriter) error { return p.proxy.ServeHTTP(w, up, noNext) },
-		func(err error) { p.logger.Warn("rewriting the app's response", zap.Error(err)) })
+// responseWrapper is the wrapper a mode's response rules come in.
+type responseWrapper interface {
+	writer() *transformingWriter
 }
 
 // proxyError turns a proxy failure into the app's error page, inside its
 // tab, rather than Caddy's error handling for the whole site.
-func (p *appProxy) proxyError(w http.ResponseWriter, rw *appResponse, r *http.Request, err error) error {
+func (p *appProxy) proxyError(w http.ResponseWriter, rw *transformingWriter, r *http.Request, err error) error {
 	status := http.StatusBadGateway
 	var he caddyhttp.HandlerError
 	if errors.As(err, &he) && he.StatusCode != 0 {
@@ -248,13 +264,14 @@ func identityStamp(dst []byte, agent *profile, role string) []byte {
 // for assertionLifetime, so an app always gets at least four minutes.
 const assertionReuse = time.Minute
 
-// cleanRequest removes what must never reach an app and restores what the
-// app set itself. orig is the browser's request, up the copy sent upstream.
-func (p *appProxy) cleanRequest(up, orig *http.Request) {
+// cleanRequest removes from up, the copy of a request sent to the app,
+// what must never reach an app in either mode: the agent's helpdesk
+// credentials, which are for the helpdesk alone (the headers the gateway
+// sends the helpdesk API: Authorization, api_access_token, the
+// forward_headers; api_access_token in the query), and every
+// X-Dashboard-* header, which only the gateway sets.
+func (p *appProxy) cleanRequest(up *http.Request) {
 	h := up.Header
-	// The agent's helpdesk credentials are for the helpdesk alone: the
-	// headers the gateway sends the helpdesk API (Authorization,
-	// api_access_token, the forward_headers) and its own X-Dashboard-*.
 	h.Del("Proxy-Authorization")
 	for _, name := range p.credentialHeaders {
 		h.Del(name)
@@ -265,27 +282,19 @@ func (p *appProxy) cleanRequest(up, orig *http.Request) {
 		}
 	}
 	up.URL.RawQuery = withoutQueryParam(up.URL.RawQuery, "api_access_token")
-	// Only the app's own cookies, under the names it gave them.
-	if c := rewrite.AppCookies(h.Values("Cookie"), p.app.id); c != "" {
-		h.Set("Cookie", c)
-	} else {
-		h.Del("Cookie")
-	}
-	h.Set("Accept-Encoding", upstreamAcceptEncoding(orig))
-	p.mapOrigin(h, orig)
 }
 
-// mapOrigin shows the app its own origin in Origin and Referer when the
-// request came from the app's own pages on the helpdesk's site, so that
-// CSRF checks in app frameworks (which compare them with Host) pass. A
-// request from any other origin keeps what the browser said.
-func (p *appProxy) mapOrigin(h http.Header, orig *http.Request) {
-	self := requestOrigin(orig)
+// mapOrigin shows the app its own upstream origin in Origin and Referer
+// when the request came from the app's own pages, on self, the origin the
+// browser sees them on, so that CSRF checks in app frameworks (which
+// compare them with Host) pass. toUpstream maps a URL on self to the
+// upstream's. A request from any other origin keeps what the browser said.
+func (p *appProxy) mapOrigin(h http.Header, self string, toUpstream func(string) (string, bool)) {
 	if o := h.Get("Origin"); o != "" && strings.EqualFold(o, self) {
 		h.Set("Origin", p.mapper.Origin())
 	}
 	if ref := h.Get("Referer"); ref != "" && sameOrigin(ref, self) {
-		mapped, ok := p.mapper.UpstreamURL(ref[len(self):])
+		mapped, ok := toUpstream(ref)
 		if !ok {
 			// A helpdesk page: its address is none of the app's business.
 			mapped = p.mapper.Origin() + "/"
