@@ -112,18 +112,22 @@ func MapLocation(v string, m *Mapper, doc *url.URL) string {
 // ignores, gets the value 'self' (the helpdesk's origin, which the app now
 // shares); every other byte is kept, so a policy without frame-ancestors
 // comes back identical, and the common case does not allocate.
-func rewriteCSP(v string) (string, bool) {
+func rewriteCSP(v string) (string, bool) { return setFrameAncestors(v, "'self'") }
+
+// setFrameAncestors is rewriteCSP with sources, a source list, as every
+// frame-ancestors directive's value.
+func setFrameAncestors(v, sources string) (string, bool) {
 	if !cspHasFrameAncestors(v) {
 		return v, false
 	}
 	var b strings.Builder
-	b.Grow(len(v) + len(" 'self'"))
+	b.Grow(len(v) + 1 + len(sources))
 	start, found := 0, false
 	for i := 0; i <= len(v); i++ {
 		if i < len(v) && v[i] != ';' && v[i] != ',' {
 			continue
 		}
-		found = cspWriteDirective(&b, v[start:i]) || found
+		found = cspWriteDirective(&b, v[start:i], sources) || found
 		if i < len(v) {
 			b.WriteByte(v[i])
 		}
@@ -149,11 +153,11 @@ func cspHasFrameAncestors(v string) bool {
 }
 
 // cspWriteDirective writes d, one directive with the white space around it,
-// replacing only the value of a frame-ancestors directive. The directive
+// replacing only the value of a frame-ancestors directive with sources. The directive
 // name is compared ASCII case-insensitively, as CSP does: a Unicode fold
 // would also take "frame-ancestorſ", which browsers ignore. It reports
 // whether d was a frame-ancestors directive.
-func cspWriteDirective(b *strings.Builder, d string) bool {
+func cspWriteDirective(b *strings.Builder, d, sources string) bool {
 	lead, core, trail := trimSpace(d)
 	name := core
 	sep := len(core)
@@ -178,7 +182,7 @@ func cspWriteDirective(b *strings.Builder, d string) bool {
 	} else {
 		b.WriteByte(' ')
 	}
-	b.WriteString("'self'")
+	b.WriteString(sources)
 	b.WriteString(trail)
 	return true
 }
