@@ -5,6 +5,9 @@ package caddymodule
 
 import (
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -35,6 +38,10 @@ type App struct {
 	state    *sharedState
 	stateKey string
 	metrics  *gatewayMetrics
+	// The app_domain of every site that serves the apps in origin mode,
+	// for the TLS permission module; added by the handlers as they are
+	// provisioned.
+	appDomains *domainSet
 }
 
 // ContextConfig configures how appContext payloads are cached.
@@ -61,6 +68,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // cache (in a caddy.UsagePool, so that a reload keeps it warm).
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.appDomains = new(domainSet)
 	size := defaultCacheSize
 	if c := a.Context; c != nil && c.CacheSize != "" {
 		if n, err := parseCacheSize(c.CacheSize); err == nil {
@@ -121,6 +129,38 @@ func (a *App) Cleanup() error {
 		return err
 	}
 	return nil
+}
+
+// domainSet is a set of domains that grows while a config is provisioned
+// and is read at run time.
+type domainSet struct {
+	mu   sync.RWMutex
+	list []string
+}
+
+// addAppDomain notes that a site serves the apps on origins under domain.
+func (a *App) addAppDomain(domain string) {
+	a.appDomains.mu.Lock()
+	defer a.appDomains.mu.Unlock()
+	if !slices.Contains(a.appDomains.list, domain) {
+		a.appDomains.list = append(a.appDomains.list, domain)
+	}
+}
+
+// servesHost reports whether host is the origin host of a registered app,
+// <id>.<app_domain> for the app_domain of a site in origin mode.
+func (a *App) servesHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	id, domain, ok := strings.Cut(host, ".")
+	if !ok {
+		return false
+	}
+	if _, ok := a.Apps[id]; !ok {
+		return false
+	}
+	a.appDomains.mu.RLock()
+	defer a.appDomains.mu.RUnlock()
+	return slices.Contains(a.appDomains.list, domain)
 }
 
 const (

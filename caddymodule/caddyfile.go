@@ -232,6 +232,9 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		forward_headers <names...>
 //		session_cookie <name>
 //		webhook_secret <secret>
+//		app_domain <domain>
+//		helpdesk_origin <origin>
+//		session_lifetime <duration>
 //	}
 //
 // The apps themselves are configured in the dashboard_apps global option.
@@ -274,6 +277,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&h.WebhookSecret) {
 				return d.ArgErr()
 			}
+		case "app_domain":
+			if !d.AllArgs(&h.AppDomain) {
+				return d.ArgErr()
+			}
+		case "helpdesk_origin":
+			if !d.AllArgs(&h.HelpdeskOrigin) {
+				return d.ArgErr()
+			}
+		case "session_lifetime":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return d.Errf("session_lifetime %q: %v", v, err)
+			}
+			h.SessionLifetime = caddy.Duration(dur)
 		default:
 			return d.Errf("unrecognized dashboard_apps option %q", field)
 		}

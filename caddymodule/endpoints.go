@@ -24,6 +24,8 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request, name string) 
 		return h.serveWebhook(w, r)
 	case "jwks.json":
 		return h.serveJWKS(w, r)
+	case "session":
+		return h.serveSession(w, r)
 	}
 	return writeJSONError(w, http.StatusNotFound, "no such endpoint")
 }
@@ -117,7 +119,11 @@ func (h *Handler) serveApps(w http.ResponseWriter, r *http.Request) error {
 		if !who.mayUseIn(a, account) || (hasInbox && !a.inInbox(int(inbox))) {
 			continue
 		}
-		list = append(list, appEntry{ID: a.id, Name: a.Name, URL: h.apps[a.id].entryURL(),
+		url := h.apps[a.id].entryURL()
+		if h.AppDomain != "" {
+			url = h.appOrigin(a.id, r) + h.apps[a.id].entryPath()
+		}
+		list = append(list, appEntry{ID: a.id, Name: a.Name, URL: url,
 			Position: a.Position, MessageFormat: a.format(), Inboxes: a.Inboxes})
 	}
 	b, err := json.Marshal(list)

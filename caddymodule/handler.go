@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -60,7 +61,33 @@ type Handler struct {
 	// X-Dashboard-Apps-Signature HMAC of the body.
 	WebhookSecret string `json:"webhook_secret,omitempty"`
 
+	// Serve each app on an origin of its own, <id>.<app_domain>, with the
+	// scheme and port of the helpdesk's site (origin mode), instead of
+	// under prefix on the helpdesk's origin (path mode). On an origin of
+	// its own an app's scripts cannot read the helpdesk's cookies, call
+	// its API as the agent or reach into its page, and the app needs no
+	// rewriting. The site must serve *.<app_domain> (a wildcard DNS record,
+	// and a wildcard certificate or on-demand TLS with the permission
+	// module dashboard_apps). Use a domain under the helpdesk's registrable
+	// domain, e.g. apps.example.com or the helpdesk's own host, so that the
+	// apps are on the helpdesk's site and their cookies work in frames.
+	AppDomain string `json:"app_domain,omitempty"`
+
+	// In origin mode, the helpdesk's origin (scheme://host[:port]): the
+	// one page origin allowed to frame the apps. Default: app_domain's own
+	// origin, with the scheme and port of the request, which is right when
+	// app_domain is the helpdesk's host.
+	HelpdeskOrigin string `json:"helpdesk_origin,omitempty"`
+
+	// In origin mode, how long an app session lasts unless the open
+	// helpdesk page renews it (it does so every third of this): an agent
+	// who signed out of the helpdesk loses access to the apps within this
+	// time. Default and maximum: 15m.
+	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+
 	webhookSecret     string // WebhookSecret with its placeholders replaced
+	sessionLifetime   time.Duration
+	sessions          *sessionStore
 	registry          *App
 	apps              map[string]*appProxy
 	state             *sharedState
@@ -72,6 +99,7 @@ type Handler struct {
 	snippetConfig     string
 	plainSnippet      []byte
 	injectFailOnce    *sync.Once
+	publicWarned      *atomic.Bool  // warnPathModeInPublic has logged
 	inflight          *atomic.Int64 // requests in the gateway's own code: endpoints and apps
 	metrics           *gatewayMetrics
 	logger            *zap.Logger
@@ -97,6 +125,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.injectFailOnce = new(sync.Once)
+	h.publicWarned = new(atomic.Bool)
 	h.inflight = new(atomic.Int64)
 	appIface, err := ctx.App("dashboard_apps")
 	if err != nil {
@@ -139,10 +168,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.credentialHeaders = append(h.credentialHeaders, http.CanonicalHeaderKey(name))
 	}
 
+	h.AppDomain = strings.ToLower(strings.Trim(h.AppDomain, "."))
+	h.sessionLifetime = time.Duration(h.SessionLifetime)
+	if h.sessionLifetime == 0 {
+		h.sessionLifetime = defaultSessionLifetime
+	}
+	if h.AppDomain != "" {
+		h.sessions = newSessionStore(ctx.Storage(), h.sessionLifetime)
+		h.registry.addAppDomain(h.AppDomain)
+		go h.sweepSessions(ctx)
+	}
 	h.state, h.ttl = h.registry.state, h.registry.ttl()
 	h.apps = make(map[string]*appProxy, len(h.registry.ordered))
 	for _, app := range h.registry.ordered {
-		p, err := newAppProxy(ctx, app, h.Prefix, h.credentialHeaders, h.registry, metrics)
+		p, err := h.newAppProxy(ctx, app)
 		if err != nil {
 			return fmt.Errorf("dashboard_apps: app %q: %v", app.id, err)
 		}
@@ -153,6 +192,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		"route":    h.ConversationRoute,
 		"sidebar":  h.SidebarSelector,
 		"endpoint": ownPrefix,
+		"prefix":   h.Prefix,
 		"css":      ownPrefix + "host.css?v=" + h.assets.version,
 	})
 	h.snippetConfig = string(cfg)
@@ -176,6 +216,22 @@ func (h *Handler) Validate() error {
 		if name == "" || strings.ContainsAny(name, " \t\r\n:") {
 			return fmt.Errorf("dashboard_apps: forward_headers: %q is not a header name", name)
 		}
+	}
+	if h.AppDomain != "" {
+		if err := validateAppDomain(h.AppDomain); err != nil {
+			return err
+		}
+		if h.HelpdeskOrigin != "" {
+			if u, err := url.Parse(h.HelpdeskOrigin); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+				return fmt.Errorf("dashboard_apps: helpdesk_origin %q: must be an origin, scheme://host[:port], such as https://support.example.com", h.HelpdeskOrigin)
+			}
+			h.HelpdeskOrigin = strings.TrimSuffix(h.HelpdeskOrigin, "/")
+		}
+	} else if h.HelpdeskOrigin != "" {
+		return fmt.Errorf("dashboard_apps: helpdesk_origin %q: applies to origin mode only; set app_domain too, or remove it", h.HelpdeskOrigin)
+	}
+	if h.SessionLifetime < 0 || time.Duration(h.SessionLifetime) > defaultSessionLifetime {
+		return fmt.Errorf("dashboard_apps: session_lifetime %q: must be more than 0 and at most %v, so that an agent who signed out loses access within it", time.Duration(h.SessionLifetime), defaultSessionLifetime)
 	}
 	for _, app := range h.registry.ordered {
 		if !app.Public && h.helpdesk == nil {
@@ -203,6 +259,57 @@ func (h *Handler) Cleanup() error {
 			h.helpdesk.client.CloseIdleConnections()
 		}
 	}()
+	return nil
+}
+
+// warnPathModeInPublic logs once per config, at WARN, when the site
+// serves an app in path mode on an address other than loopback: the
+// operator is to know what that trusts.
+func (h *Handler) warnPathModeInPublic(r *http.Request) {
+	if h.publicWarned.Load() {
+		return
+	}
+	addr, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	if !ok || addr.IP.IsLoopback() {
+		return
+	}
+	if h.publicWarned.CompareAndSwap(false, true) {
+		h.logger.Warn("serving dashboard apps in path mode on a public address: every app's scripts run on the helpdesk's origin, as trusted as the helpdesk's own (they can read its script-readable cookies, call its API as the agent and reach into its pages); set app_domain to serve each app on an origin of its own (logged once)",
+			zap.String("address", addr.String()), zap.String("host", r.Host))
+	}
+}
+
+// sweepSessions removes expired app sessions and tickets from storage now
+// and then, until the config is unloaded.
+func (h *Handler) sweepSessions(ctx caddy.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := h.sessions.sweep(ctx); err != nil {
+				h.logger.Warn("removing expired app sessions from storage", zap.Error(err))
+			}
+		}
+	}
+}
+
+const sweepEvery = 10 * time.Minute
+
+// validateAppDomain checks app_domain: a DNS name of two labels or more
+// (a browser shares cookies and sites only under a registrable domain).
+func validateAppDomain(d string) error {
+	labels := strings.Split(d, ".")
+	if len(labels) < 2 {
+		return fmt.Errorf("dashboard_apps: app_domain %q: must be a domain of two labels or more, such as apps.example.com or the helpdesk's own host", d)
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" || l[0] == '-' || l[len(l)-1] == '-' {
+			return fmt.Errorf("dashboard_apps: app_domain %q: label %q is not a DNS label (letters, digits and '-')", d, l)
+		}
+	}
 	return nil
 }
 
@@ -251,6 +358,16 @@ func validatePrefix(p string) error {
 // ServeHTTP routes a request: an app under the prefix, the gateway's own
 // endpoints, or the next handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.AppDomain != "" {
+		if id, ok := h.appHostID(r.Host); ok {
+			h.inflight.Add(1)
+			defer h.inflight.Add(-1)
+			return h.serveAppOrigin(w, r, id)
+		}
+		if h.sentByAppOrigin(r) {
+			return writePage(w, http.StatusForbidden, "Refused", "An app may not send requests to the helpdesk.")
+		}
+	}
 	path := r.URL.EscapedPath()
 	if name, ok := strings.CutPrefix(path, ownPrefix); ok {
 		h.inflight.Add(1)
@@ -291,6 +408,10 @@ func (h *Handler) serveApp(w http.ResponseWriter, r *http.Request, rest string) 
 		http.Redirect(w, r, target, http.StatusPermanentRedirect)
 		return nil
 	}
+	if h.AppDomain != "" {
+		return h.redirectToAppOrigin(w, r, p, sub)
+	}
+	h.warnPathModeInPublic(r)
 	who, ok := h.authorize(w, r, p.app)
 	if !ok {
 		return nil

@@ -109,7 +109,7 @@ func (w *injectResponse) transform(hd http.Header) responseBody {
 		w.h.injectFailed("the page is in an encoding the gateway cannot decode: "+coding, w.r)
 		return nil
 	}
-	nonce, integrity := adaptPageCSP(hd, requestOrigin(w.r), w.h.Prefix, w.h.assets.jsIntegrity)
+	nonce, integrity := w.h.adaptPageCSP(hd, w.r)
 	if w.r.Method == http.MethodHead {
 		return nil
 	}
@@ -151,13 +151,18 @@ func (h *Handler) injectFailed(reason string, r *http.Request) {
 }
 
 // adaptPageCSP lets the host script, its stylesheet, the context API and
-// the app frames through the helpdesk page's Content-Security-Policy (see
-// rewrite.AdaptPageCSP): a nonce to reuse, or integrity when the tag must
-// carry the script's hash.
-func adaptPageCSP(hd http.Header, origin, prefix, jsHash string) (nonce string, integrity bool) {
+// the app frames (under the prefix, or on the app origins) through the
+// helpdesk page's Content-Security-Policy (see rewrite.AdaptPageCSP): a
+// nonce to reuse, or integrity when the tag must carry the script's hash.
+func (h *Handler) adaptPageCSP(hd http.Header, r *http.Request) (nonce string, integrity bool) {
+	origin := requestOrigin(r)
+	frames := origin + h.Prefix
+	if h.AppDomain != "" {
+		frames = schemeOf(r) + "://*." + h.AppDomain + portOf(r.Host)
+	}
 	return rewrite.AdaptPageCSP(hd, rewrite.PageSources{
-		Origin: origin, Script: origin + ownPrefix + "host.js", ScriptHash: jsHash,
-		Style: origin + ownPrefix + "host.css", Connect: origin + ownPrefix, Frame: origin + prefix,
+		Origin: origin, Script: origin + ownPrefix + "host.js", ScriptHash: h.assets.jsIntegrity,
+		Style: origin + ownPrefix + "host.css", Connect: origin + ownPrefix, Frame: frames,
 	})
 }
 

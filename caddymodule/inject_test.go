@@ -286,7 +286,8 @@ func TestAdaptPageCSP(t *testing.T) {
 			if tc.in != "" {
 				h.Set("Content-Security-Policy", tc.in)
 			}
-			nonce, integrity := adaptPageCSP(h, origin, prefix, hash)
+			hd := &Handler{Prefix: prefix, assets: &hostAssets{jsIntegrity: hash}}
+			nonce, integrity := hd.adaptPageCSP(h, httptest.NewRequest("GET", origin+"/app/", nil))
 			if got := h.Get("Content-Security-Policy"); got != tc.want {
 				t.Errorf("policy:\n got %q\nwant %q", got, tc.want)
 			}
@@ -297,10 +298,23 @@ func TestAdaptPageCSP(t *testing.T) {
 	}
 }
 
+// TestAdaptPageCSPInOriginMode: the app frames are on the app origins,
+// with the scheme and port of the page.
+func TestAdaptPageCSPInOriginMode(t *testing.T) {
+	h := http.Header{}
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-src 'self'")
+	hd := &Handler{Prefix: "/dashboard-apps/", AppDomain: "hd.test", assets: &hostAssets{jsIntegrity: "sha256-A"}}
+	hd.adaptPageCSP(h, httptest.NewRequest("GET", "http://hd.test:8080/app/", nil))
+	if got, want := h.Get("Content-Security-Policy"), "default-src 'self'; frame-src 'self' http://*.hd.test:8080"; got != want {
+		t.Errorf("policy:\n got %q\nwant %q", got, want)
+	}
+}
+
 func TestNonceIsNeverCopiedUnlessSafe(t *testing.T) {
 	h := http.Header{}
 	h.Set("Content-Security-Policy", `script-src 'nonce-"><script>alert(1)</script>'`)
-	if nonce, _ := adaptPageCSP(h, "https://x", "/p/", "sha256-A"); nonce != "" {
+	hd := &Handler{Prefix: "/p/", assets: &hostAssets{jsIntegrity: "sha256-A"}}
+	if nonce, _ := hd.adaptPageCSP(h, httptest.NewRequest("GET", "https://x/", nil)); nonce != "" {
 		t.Errorf("unsafe nonce copied: %q", nonce)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,8 +26,10 @@ import (
 // with the response rewritten on its way back (see appResponse).
 type appProxy struct {
 	app               *AppConfig
-	credentialHeaders []string // the handler's: sent to the helpdesk, never to apps
-	mapper            *rewrite.Mapper
+	credentialHeaders []string        // the handler's: sent to the helpdesk, never to apps
+	reservedCookies   []string        // the gateway's session cookies and the helpdesk's: never sent to an app origin
+	mapper            *rewrite.Mapper // path mode: upstream base path to {prefix}<id>/
+	originMapper      *rewrite.Mapper // origin mode: upstream origin to the app's origin
 	proxy             caddyhttp.MiddlewareHandler
 	signer            jose.Signer // the app's assertions and context tokens
 	state             *sharedState
@@ -43,7 +46,9 @@ func (p *appProxy) closeIdle() {
 	}
 }
 
-func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, credentialHeaders []string, registry *App, metrics *gatewayMetrics) (*appProxy, error) {
+// newAppProxy sets up the proxy of app for handler h.
+func (h *Handler) newAppProxy(ctx caddy.Context, app *AppConfig) (*appProxy, error) {
+	registry := h.registry
 	cfg, err := reverseProxyConfig(app)
 	if err != nil {
 		return nil, err
@@ -60,12 +65,14 @@ func newAppProxy(ctx caddy.Context, app *AppConfig, prefix string, credentialHea
 	}
 	return &appProxy{
 		app:               app,
-		credentialHeaders: credentialHeaders,
-		mapper:            rewrite.NewMapper(app.upstream, prefix+app.id+"/"),
+		credentialHeaders: h.credentialHeaders,
+		reservedCookies:   append(slices.Clone(sessionCookieNames), h.sessionCookie()),
+		mapper:            rewrite.NewMapper(app.upstream, h.Prefix+app.id+"/"),
+		originMapper:      rewrite.NewMapper(&url.URL{Scheme: app.upstream.Scheme, Host: app.upstream.Host, Path: "/"}, "/"),
 		proxy:             mod.(caddyhttp.MiddlewareHandler),
 		signer:            signer,
 		state:             registry.state,
-		statuses:          metrics.classesFor(app.id),
+		statuses:          h.metrics.classesFor(app.id),
 		logger:            ctx.Logger().With(zap.String("app", app.id)),
 	}, nil
 }
@@ -323,10 +330,23 @@ func upstreamAcceptEncoding(r *http.Request) string {
 	return decodableEncodings(r.Header.Get("Accept-Encoding"))
 }
 
-// entryURL is where the app's tab opens: its proxied prefix, with the query
-// of the app's configured URL.
+// entryURL is where the app's tab opens in path mode: its proxied prefix,
+// with the query of the app's configured URL.
 func (p *appProxy) entryURL() string {
 	u := p.mapper.Proxied()
+	if q := p.app.upstream.RawQuery; q != "" {
+		u += "?" + q
+	}
+	return u
+}
+
+// entryPath is where the app's tab opens on its own origin: the path and
+// query of the app's configured URL.
+func (p *appProxy) entryPath() string {
+	u := p.app.upstream.EscapedPath()
+	if u == "" {
+		u = "/"
+	}
 	if q := p.app.upstream.RawQuery; q != "" {
 		u += "?" + q
 	}

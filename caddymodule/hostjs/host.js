@@ -92,7 +92,7 @@
       e.frame && shown(e.app) && entries.get(e.id) === e;
     if (!ready) { e.want = true; return; } // posted when the context arrives
     const w = e.frame.contentWindow;
-    if (!w) return;
+    if (!w || !showsItsApp(e)) return;
     e.want = false;
     // Each app gets the message with its own token (aud = its id), fetched
     // once per conversation; the gateway answers it from its cache. An app
@@ -108,6 +108,53 @@
     }));
   });
   const postAll = () => entries.forEach((e) => { if (e.loaded || e.want) postTo(e); });
+
+  // Whether a frame still shows its own app. On an origin of its own the
+  // targetOrigin of every post says so; under the helpdesk's origin every
+  // app shares it, so the frame's location must be under the app's prefix:
+  // a frame navigated to another app, or to the helpdesk, gets nothing.
+  const showsItsApp = (e) => {
+    if (e.app.own) return true;
+    const root = (cfg.prefix || '/dashboard-apps/') + e.id + '/';
+    return !!attempt(() => {
+      const loc = e.frame.contentWindow.location;
+      return loc.origin === location.origin && loc.pathname.startsWith(root);
+    });
+  };
+
+  // Origin mode: a frame opens through a one-time ticket that the gateway
+  // gives this page for the signed-in agent, and the page renews the app's
+  // session while it is open.
+  const postJSON = (path, body) => fetch(ep + path, {
+    method: 'POST', credentials: 'include', cache: 'no-store',
+    headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  }).then((r) => (r.ok ? r.json() : Promise.reject(r.status)));
+  const openSession = (e, to) => postJSON('session', { app: e.id, to: to || e.app.path }).then((a) => {
+    if (!a || typeof a.url !== 'string') return Promise.reject(0);
+    const u = new URL(a.url, location.href);
+    if (u.origin !== e.app.origin) return Promise.reject(0); // only ever the app's own origin
+    clearInterval(e.renewer);
+    if (a.renew && a.renew_in > 0) {
+      e.renewer = setInterval(safe(() => {
+        postJSON('session', { app: e.id, renew: a.renew }).catch((err) => {
+          if (err === 410 || err === 401 || err === 403) clearInterval(e.renewer);
+        });
+      }), a.renew_in);
+    }
+    return u.href;
+  });
+  // Points the frame at url (path mode) or at a ticket for it (origin
+  // mode); errors show inside the app's tab only.
+  const navigate = (e, to) => {
+    e.load.hidden = false;
+    e.load.textContent = 'Loading…';
+    if (!e.app.own) { e.frame.src = to || e.app.url; return; }
+    openSession(e, to).then(safe((href) => { if (entries.get(e.id) === e) e.frame.src = href; }), safe((err) => {
+      e.load.textContent = err === 401 ? 'Sign in to the helpdesk to use this app.'
+        : err === 403 ? 'This app is not available to you.' : 'This app could not be opened. Reload to try again.';
+    }));
+  };
 
   // fetch-info requests: only from our iframes' own windows at the app's origin.
   window.addEventListener('message', safe((ev) => {
@@ -135,6 +182,8 @@
         try {
           const u = new URL(a.url, location.href);
           a.origin = u.origin;
+          a.own = u.origin !== location.origin; // origin mode: the app on an origin of its own
+          a.path = u.pathname + u.search;
           return /^https?:$/.test(u.protocol); // never a javascript: tab
         } catch (_) { return false; }
       });
@@ -281,9 +330,18 @@
       href: e.app.url, target: '_blank', rel: 'noopener', title: 'Open in new tab', 'aria-label': 'Open in new tab',
     });
     e.open.appendChild(icon('M9.5 2.5h4v4M13.5 2.5 8 8M11.5 9.5v4h-9v-9h4'));
+    e.open.addEventListener('click', safe((ev) => {
+      if (!e.app.own) return;
+      // A new tab needs a session of its own: open it through a ticket.
+      ev.preventDefault();
+      const tab = window.open('', '_blank');
+      if (tab) tab.opener = null;
+      openSession(e).then((href) => { if (tab) tab.location.replace(href); }, () => { if (tab) tab.close(); });
+    }));
     const reload = el('button', 'da-btn da-reload', { type: 'button', title: 'Reload', 'aria-label': 'Reload' });
     reload.appendChild(icon('M13.5 8a5.5 5.5 0 1 1-1.6-3.9M12.5 1.5v3h-3'));
     reload.addEventListener('click', safe(() => {
+      if (e.app.own) { navigate(e); return; } // a new ticket: the session may have ended
       e.load.hidden = false;
       // Reload the app's current page; if it left our origin, restart it.
       try { e.frame.contentWindow.location.reload(); } catch (_) { e.frame.src = e.app.url; }
@@ -292,9 +350,12 @@
     const wrap = el('div', 'da-wrap');
     e.load = el('div', 'da-loading', { role: 'status' });
     e.load.textContent = 'Loading…';
-    // src before insertion: no about:blank load first.
-    e.frame = el('iframe', 'da-frame', { src: e.app.url, 'data-app-id': id });
+    // src before insertion: no about:blank load first (origin mode: the
+    // frame's first load is about:blank while the ticket comes, and gets
+    // nothing: its origin is not the app's).
+    e.frame = el('iframe', 'da-frame', e.app.own ? { 'data-app-id': id } : { src: e.app.url, 'data-app-id': id });
     e.frame.addEventListener('load', safe(() => {
+      if (e.app.own && !e.frame.getAttribute('src')) return;
       e.loaded = true;
       e.load.hidden = true;
       postTo(e); // every load, including navigations inside the app
@@ -302,9 +363,11 @@
     wrap.append(e.load, e.frame);
     e.panel.append(bar, wrap);
     panels.appendChild(e.panel);
+    if (e.app.own) navigate(e);
   };
 
   const drop = (e) => {
+    clearInterval(e.renewer);
     if (e.tab) { e.tab.remove(); e.panel.remove(); }
     entries.delete(e.id);
   };

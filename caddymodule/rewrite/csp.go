@@ -7,7 +7,9 @@ import (
 )
 
 // PageSources are what an injected script needs a page's
-// Content-Security-Policy to allow, all on the page's own origin.
+// Content-Security-Policy to allow: all on the page's own origin but the
+// frames, which may be on other origins (a source expression such as
+// "https://*.apps.example.com").
 type PageSources struct {
 	Origin     string // the page's origin, "https://helpdesk.example"
 	Script     string // the script's URL
@@ -200,6 +202,12 @@ func extendPolicies(raw []string, ps []policy, src PageSources, nonce string) (c
 		}
 		return false
 	}
+	// allowsFrames: the frames are on the page's origin and it is
+	// allowed, or the directive allows every origin.
+	allowsFrames := allowsOrigin
+	if !hasPrefixFold(src.Frame, src.Origin+"/") {
+		allowsFrames = func(d *directive) bool { return slices.Contains(d.tokens, "*") }
+	}
 	// allowsOwn: the script and its stylesheet load by the page's nonce
 	// or from the page's origin.
 	allowsOwn := func(d *directive) bool {
@@ -215,7 +223,7 @@ func extendPolicies(raw []string, ps []policy, src PageSources, nonce string) (c
 		}
 		p.need(src.Style, allowsOwn, "style-src", "style-src-elem", "style-src", "default-src")
 		p.need(src.Connect, allowsOrigin, "connect-src", "connect-src", "default-src")
-		p.need(src.Frame, allowsOrigin, "frame-src", "frame-src", "child-src", "default-src")
+		p.need(src.Frame, allowsFrames, "frame-src", "frame-src", "child-src", "default-src")
 		if p.changed() {
 			raw[i] = p.String()
 			changed = true
