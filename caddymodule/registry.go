@@ -6,8 +6,10 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
@@ -17,11 +19,14 @@ import (
 // helpdesk's conversations and reverse-proxied under the helpdesk's site.
 // Its id is its key in the registry.
 type AppConfig struct {
-	// The tab label, 1 to 64 characters. Required.
+	// The tab label, 1 to 64 characters, without control characters, line
+	// or paragraph separators, or bidirectional formatting characters
+	// (U+202E and its kin, which make a label read as another). Required.
 	Name string `json:"name"`
 
-	// The app's absolute http or https URL, with a host, without userinfo or
-	// fragment. Its path is the app's base path upstream: every request under
+	// The app's absolute http or https URL, with a host, a port 1 to 65535
+	// if any, without userinfo or fragment, and without "." or ".."
+	// segments in any encoding. Its path is the app's base path upstream: every request under
 	// the app's proxied prefix is joined under it, and never leaves it.
 	// Required.
 	URL string `json:"url"`
@@ -128,6 +133,9 @@ func (a *AppConfig) validate(id string) error {
 	if !utf8.ValidString(a.Name) {
 		return fail("name", a.Name, "must be valid UTF-8")
 	}
+	if r, ok := spoofingRune(a.Name); ok {
+		return fail("name", a.Name, fmt.Sprintf("must not contain control, line-separator or bidirectional-formatting characters (has %U)", r))
+	}
 	u, err := parseAppURL(a.URL)
 	if err != nil {
 		return fail("url", a.URL, err.Error())
@@ -195,7 +203,57 @@ func parseAppURL(raw string) (*url.URL, error) {
 	case u.Opaque != "":
 		return nil, fmt.Errorf("must be hierarchical (scheme://host/path)")
 	}
+	// url.Parse takes only digits for a port, but any number of them, and
+	// an empty one after the colon.
+	if strings.HasSuffix(u.Host, ":") {
+		return nil, fmt.Errorf("port must be 1 to 65535")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("port must be 1 to 65535")
+		}
+	}
+	if dotSegment(u.EscapedPath()) {
+		return nil, fmt.Errorf(`path must not have "." or ".." segments, in any encoding`)
+	}
 	return u, nil
+}
+
+// spoofingRune returns the first rune of s that makes a tab label lie
+// about itself: a control character (Unicode Cc: C0, DEL, C1), a line or
+// paragraph separator (a line break in a label, and in pre-ES2019 script
+// source), or a bidirectional formatting character (Unicode's Bidi_Control:
+// U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069), which
+// reorders the text around it. Other format characters, such as the
+// zero-width joiner that emoji sequences need, are allowed.
+func spoofingRune(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.In(r, unicode.Cc, unicode.Zl, unicode.Zp, unicode.Bidi_Control) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// dotSegment reports whether an escaped URL path has a "." or ".."
+// segment as some server could read it: decoded once or more ("%2e%2e",
+// "%252e%252e"), split on "/" and on "\" also once decoded ("a%2f..%2fb"),
+// and with path parameters dropped ("..;x", which Tomcat reads as "..").
+// Requests are joined under the app's base path, the URL's directory; a
+// URL that climbs out of itself makes that directory mean another.
+func dotSegment(escaped string) bool {
+	for p := escaped; ; {
+		for _, seg := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }) {
+			if name, _, _ := strings.Cut(seg, ";"); name == "." || name == ".." {
+				return true
+			}
+		}
+		next, err := url.PathUnescape(p)
+		if err != nil || next == p {
+			return false
+		}
+		p = next
+	}
 }
 
 // format is the effective message format.
