@@ -33,6 +33,11 @@ type webhookEvent struct {
 
 // serveWebhook takes the helpdesk's webhook and evicts the cached
 // contexts it makes stale.
+//
+// A secret given in the query is checked before the body is read, so a
+// caller without it cannot make the gateway read (up to 1 MiB of) anything;
+// only a signature needs the body first, and a malformed one is refused
+// before it too.
 func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
@@ -41,6 +46,10 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) error {
 	if h.webhookSecret == "" {
 		return writeJSONError(w, http.StatusNotFound, "webhook_secret is not configured on this site")
 	}
+	sig, signed := webhookSignature(r)
+	if !signed && !h.webhookQuerySecret(r) || signed && sig == nil {
+		return writeJSONError(w, http.StatusUnauthorized, "wrong or missing webhook secret")
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxWebhookBody+1))
 	if err != nil {
 		return writeJSONError(w, http.StatusBadRequest, "reading the body failed")
@@ -48,7 +57,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) error {
 	if len(body) > maxWebhookBody {
 		return writeJSONError(w, http.StatusRequestEntityTooLarge, "the body is larger than 1 MiB")
 	}
-	if !h.webhookAuthentic(r, body) {
+	if signed && !h.webhookSigned(sig, body) {
 		return writeJSONError(w, http.StatusUnauthorized, "wrong or missing webhook secret")
 	}
 	var ev webhookEvent
@@ -60,19 +69,34 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, []byte(`{"ok":true}`+"\n"))
 }
 
-// webhookAuthentic checks the secret, given as ?secret= or as
-// X-Dashboard-Apps-Signature: sha256=<hex HMAC-SHA256 of the body>, in
-// constant time.
-func (h *Handler) webhookAuthentic(r *http.Request, body []byte) bool {
-	if sig := r.Header.Get("X-Dashboard-Apps-Signature"); sig != "" {
-		got, err := hex.DecodeString(strings.TrimPrefix(sig, "sha256="))
-		if err != nil || !strings.HasPrefix(sig, "sha256=") {
-			return false
-		}
-		mac := hmac.New(sha256.New, []byte(h.webhookSecret))
-		mac.Write(body)
-		return hmac.Equal(got, mac.Sum(nil))
+// webhookSignature reads X-Dashboard-Apps-Signature: sha256=<hex HMAC-SHA256
+// of the body>. signed is whether the header is there: then it alone
+// counts, even beside a query secret. sig is nil when it is not a
+// well-formed SHA-256 HMAC.
+func webhookSignature(r *http.Request) (sig []byte, signed bool) {
+	v := r.Header.Get("X-Dashboard-Apps-Signature")
+	if v == "" {
+		return nil, false
 	}
+	hexSum, ok := strings.CutPrefix(v, "sha256=")
+	if !ok {
+		return nil, true
+	}
+	if sig, err := hex.DecodeString(hexSum); err == nil && len(sig) == sha256.Size {
+		return sig, true
+	}
+	return nil, true
+}
+
+// webhookSigned checks a signature of body, in constant time.
+func (h *Handler) webhookSigned(sig, body []byte) bool {
+	mac := hmac.New(sha256.New, []byte(h.webhookSecret))
+	mac.Write(body)
+	return hmac.Equal(sig, mac.Sum(nil))
+}
+
+// webhookQuerySecret checks the secret given as ?secret=, in constant time.
+func (h *Handler) webhookQuerySecret(r *http.Request) bool {
 	secret := r.URL.Query().Get("secret")
 	return secret != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(h.webhookSecret)) == 1
 }
