@@ -195,19 +195,141 @@ func (p *appProxy) proxyError(w http.ResponseWriter, rw *transformingWriter, r *
 // whatever spelling it is escaped ("api%5Faccess%5Ftoken" is the same
 // parameter to Rails and to Go), and leaves every other byte as it was.
 func withoutQueryParam(raw, name string) string {
-	if raw == "" || !strings.Contains(raw, name) && !strings.Contains(raw, "%") {
-		return raw // the common case: nothing that could spell it
+	// A parameter goes when some server framework reads its key as name,
+	// or as an array or hash named name:
+	//   - pairs are split on "&" and on ";" (Rack before 3, and Python
+	//     before 3.9.2, split on both);
+	//   - the key is percent-decoded, "+" as a space; what only looks like
+	//     an escape is kept as written (PHP, ASP.NET);
+	//   - PHP ends the key at a NUL, drops leading spaces, reads " " and
+	//     "." before the first "[" as "_", and an unclosed "[" as "_";
+	//   - Rack 2 drops leading "[" and "]" and ends the name at "[" or
+	//     "]" ("api_access_token[]", "[api_access_token]", and likewise
+	//     PHP, Express and ASP.NET arrays);
+	//   - ASP.NET compares names ignoring ASCII case.
+	// Rails, PHP, Go, Django and Express compare names exactly, and no
+	// framework decodes twice: other keys, such as "api_access_token_id",
+	// stay.
+	if raw == "" {
+		return raw
 	}
-	parts := strings.Split(raw, "&")
-	kept := parts[:0]
-	for _, part := range parts {
-		key, _, _ := strings.Cut(part, "=")
-		if k, err := url.QueryUnescape(key); err == nil && k == name {
-			continue
+	// The common case: no escape, and a "_"-free piece of name missing
+	// in every case, so that no key can spell it.
+	if strings.IndexByte(raw, '%') < 0 {
+		for rest := name; rest != ""; {
+			piece, after, _ := strings.Cut(rest, "_")
+			found := piece == ""
+			for i := 0; !found && i+len(piece) <= len(raw); i++ {
+				found = strings.EqualFold(raw[i:i+len(piece)], piece)
+			}
+			if !found {
+				return raw
+			}
+			rest = after
 		}
-		kept = append(kept, part)
 	}
-	return strings.Join(kept, "&")
+	lower := func(c byte) byte {
+		if 'A' <= c && c <= 'Z' {
+			return c + 'a' - 'A'
+		}
+		return c
+	}
+	unhex := func(c byte) (byte, bool) {
+		switch c = lower(c); {
+		case '0' <= c && c <= '9':
+			return c - '0', true
+		case 'a' <= c && c <= 'f':
+			return c - 'a' + 10, true
+		}
+		return 0, false
+	}
+	var dec, php []byte
+	spells := func(pair string) bool {
+		key, _, _ := strings.Cut(pair, "=")
+		dec = dec[:0]
+		for i := 0; i < len(key); i++ {
+			c := key[i]
+			if c == '+' {
+				c = ' '
+			} else if c == '%' && i+2 < len(key) {
+				hi, ok1 := unhex(key[i+1])
+				lo, ok2 := unhex(key[i+2])
+				if ok1 && ok2 {
+					c = hi<<4 | lo
+					i += 2
+				}
+			}
+			dec = append(dec, c)
+		}
+		if i := bytes.IndexByte(dec, 0); i >= 0 {
+			dec = dec[:i]
+		}
+		d := bytes.TrimLeft(dec, " ")
+		// Rack, Go, Django, Express, ASP.NET.
+		k := bytes.TrimLeft(d, "[]")
+		if i := bytes.IndexAny(k, "[]"); i >= 0 {
+			k = k[:i]
+		}
+		if len(k) == len(name) {
+			same := true
+			for i := range k {
+				same = same && lower(k[i]) == lower(name[i])
+			}
+			if same {
+				return true
+			}
+		}
+		// PHP.
+		php = php[:0]
+		for i, c := range d {
+			if c == '[' {
+				if i > 0 && bytes.IndexByte(d[i+1:], ']') < 0 {
+					php = append(append(php, '_'), d[i+1:]...)
+				}
+				break
+			}
+			if c == ' ' || c == '.' {
+				c = '_'
+			}
+			php = append(php, c)
+		}
+		return string(php) == name
+	}
+	isSep := func(c byte) bool { return c == '&' || c == ';' }
+	// each calls f with every pair and the separator before it (0 for
+	// the first).
+	each := func(f func(sep byte, pair string)) {
+		for start, i := 0, 0; i <= len(raw); i++ {
+			if i == len(raw) || isSep(raw[i]) {
+				sep := byte(0)
+				if start > 0 {
+					sep = raw[start-1]
+				}
+				f(sep, raw[start:i])
+				start = i + 1
+			}
+		}
+	}
+	found := false
+	each(func(_ byte, pair string) { found = found || spells(pair) })
+	if !found {
+		return raw
+	}
+	// A removed pair takes the separator before it along, or the one
+	// after it when it is first.
+	var b strings.Builder
+	b.Grow(len(raw))
+	kept := 0
+	each(func(sep byte, pair string) {
+		if !spells(pair) {
+			if kept > 0 {
+				b.WriteByte(sep)
+			}
+			b.WriteString(pair)
+			kept++
+		}
+	})
+	return b.String()
 }
 
 // addIdentity sends the app the verified agent, and an assertion of it
