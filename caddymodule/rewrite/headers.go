@@ -16,30 +16,41 @@ import (
 // remembered per origin; Clear-Site-Data would wipe the helpdesk's storage
 // and sign the agent out; Service-Worker-Allowed would let the app register
 // a worker that controls the helpdesk's pages; Origin-Agent-Cluster changes
-// the agent cluster of every same-origin page. Set-Cookie2 is obsolete and
-// cannot be scoped, so it is dropped rather than let through.
+// the agent cluster of every same-origin page; Set-Login sets the origin's
+// FedCM login status; Sec-Session-Registration binds a session (Device
+// Bound Session Credentials) for the origin; Accept-CH is remembered per
+// origin, and Critical-CH makes the browser retry with what it asks for;
+// Observe-Browsing-Topics records the agent's visit for the origin in the
+// Topics API. Set-Cookie2 is obsolete and cannot be scoped, so it is
+// dropped rather than let through.
 //
-// X-Frame-Options is removed, and when no enforced policy has its own
-// frame-ancestors, "Content-Security-Policy: frame-ancestors 'self'" is
-// added in its place: an app that refused to be framed keeps refusing
-// every site but the helpdesk.
+// X-Frame-Options is removed. Every frame-ancestors directive, in every
+// policy of every CSP header (Report-Only too), becomes 'self'; and when no
+// enforced policy (Content-Security-Policy) has one, whatever the app sent,
+// "Content-Security-Policy: frame-ancestors 'self'" is added: no site but
+// the helpdesk may frame the app through the gateway. A Report-Only policy
+// enforces nothing, so its frame-ancestors does not count.
 //
 // It walks the map once and matches keys by their canonical form rather than
 // looking the canonical names up, so a header stored under a non-canonical
 // key (a hand-built http.Header, a careless middleware) is not missed: the
 // browser reads header names case-insensitively, and so must we.
 func RewriteResponseHeaders(h http.Header, m *Mapper, doc *url.URL, appID string) {
-	sawXFO, framingPolicy := false, false
+	if h == nil {
+		return // no response to write a policy into
+	}
+	framingPolicy := false
 	for k, vs := range h {
 		switch ck := textproto.CanonicalMIMEHeaderKey(k); ck {
 		case "X-Frame-Options":
 			// frame-ancestors 'self' below is what allows the helpdesk to
 			// frame the app; XFO would veto it.
 			delete(h, k)
-			sawXFO = true
 		case "Strict-Transport-Security", "Clear-Site-Data", "Service-Worker-Allowed",
-			"Origin-Agent-Cluster", "Alt-Svc", "Nel", "Report-To", "Expect-Ct",
-			"Public-Key-Pins", "Public-Key-Pins-Report-Only", "Set-Cookie2":
+			"Set-Login", "Sec-Session-Registration", "Accept-Ch", "Critical-Ch",
+			"Observe-Browsing-Topics", "Nel", "Report-To", "Origin-Agent-Cluster",
+			"Alt-Svc", "Expect-Ct", "Public-Key-Pins", "Public-Key-Pins-Report-Only",
+			"Set-Cookie2":
 			delete(h, k)
 		case "Content-Security-Policy", "Content-Security-Policy-Report-Only",
 			"X-Content-Security-Policy", "X-Webkit-Csp":
@@ -70,10 +81,11 @@ func RewriteResponseHeaders(h http.Header, m *Mapper, doc *url.URL, appID string
 			}
 		}
 	}
-	if sawXFO && !framingPolicy {
-		// The app asked not to be framed by other sites. Its pages now
-		// live on the helpdesk's origin, where the agent is signed in, so
-		// keep that promise in the form that lets the helpdesk frame them.
+	if !framingPolicy {
+		// The app's pages now live on the helpdesk's origin, where the
+		// agent is signed in: whether or not the app asked (with
+		// X-Frame-Options, or not at all), only the helpdesk may frame
+		// them, or another site could overlay one and steal clicks.
 		h.Add("Content-Security-Policy", "frame-ancestors 'self'")
 	}
 }

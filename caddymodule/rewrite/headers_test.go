@@ -224,10 +224,10 @@ func TestRewriteResponseHeaders(t *testing.T) {
 			"Content-Security-Policy":             {"default-src 'self'; script-src frame-ancestors", "frame-ancestors 'self'"},
 			"Content-Security-Policy-Report-Only": {"frame-ancestors 'self'"},
 		}},
-		{"no XFO, no policy added", http.Header{
+		{"a policy without frame-ancestors gets one beside it", http.Header{
 			"Content-Security-Policy": {"default-src 'self'"},
 		}, http.Header{
-			"Content-Security-Policy": {"default-src 'self'"},
+			"Content-Security-Policy": {"default-src 'self'", "frame-ancestors 'self'"},
 		}},
 		{"origin-wide headers", http.Header{
 			"Strict-Transport-Security": {"max-age=63072000; includeSubDomains; preload"},
@@ -242,8 +242,9 @@ func TestRewriteResponseHeaders(t *testing.T) {
 			"Content-Type":              {"text/html"},
 			"Permissions-Policy":        {"camera=()"},
 		}, http.Header{
-			"Content-Type":       {"text/html"},
-			"Permissions-Policy": {"camera=()"},
+			"Content-Type":            {"text/html"},
+			"Permissions-Policy":      {"camera=()"},
+			"Content-Security-Policy": {"frame-ancestors 'self'"},
 		}},
 		{"cookies", http.Header{
 			"Set-Cookie": {
@@ -257,25 +258,28 @@ func TestRewriteResponseHeaders(t *testing.T) {
 				"dapp_orders_sid=1; HttpOnly; Path=/dashboard-apps/orders/",
 				"dapp_orders_cw_d_session_info=x; Path=/dashboard-apps/orders/",
 			},
+			"Content-Security-Policy": {"frame-ancestors 'self'"},
 		}},
-		{"only bad cookies", http.Header{"Set-Cookie": {"=x", ""}}, http.Header{}},
+		{"only bad cookies", http.Header{"Set-Cookie": {"=x", ""}}, http.Header{"Content-Security-Policy": {"frame-ancestors 'self'"}}},
 		{"locations and links", http.Header{
 			"Location":         {"http://app.internal:8080/app/done"},
 			"Content-Location": {"/app/users/list.json"},
 			"Refresh":          {"0; url=/app/next"},
 			"Link":             {"</app/a.css>; rel=preload; as=style", "<https://cdn.example/b.js>; rel=preload"},
 		}, http.Header{
-			"Location":         {"/dashboard-apps/orders/done"},
-			"Content-Location": {"/dashboard-apps/orders/users/list.json"},
-			"Refresh":          {"0; url=/dashboard-apps/orders/next"},
-			"Link":             {"</dashboard-apps/orders/a.css>; rel=preload; as=style", "<https://cdn.example/b.js>; rel=preload"},
+			"Location":                {"/dashboard-apps/orders/done"},
+			"Content-Location":        {"/dashboard-apps/orders/users/list.json"},
+			"Refresh":                 {"0; url=/dashboard-apps/orders/next"},
+			"Link":                    {"</dashboard-apps/orders/a.css>; rel=preload; as=style", "<https://cdn.example/b.js>; rel=preload"},
+			"Content-Security-Policy": {"frame-ancestors 'self'"},
 		}},
 		{"redirect elsewhere", http.Header{
 			"Location": {"https://sso.example/login?return=http%3A%2F%2Fapp.internal%3A8080%2Fapp%2F"},
 			"Refresh":  {"5"},
 		}, http.Header{
-			"Location": {"https://sso.example/login?return=http%3A%2F%2Fapp.internal%3A8080%2Fapp%2F"},
-			"Refresh":  {"5"},
+			"Location":                {"https://sso.example/login?return=http%3A%2F%2Fapp.internal%3A8080%2Fapp%2F"},
+			"Refresh":                 {"5"},
+			"Content-Security-Policy": {"frame-ancestors 'self'"},
 		}},
 	}
 	for _, tt := range tests {
@@ -294,7 +298,7 @@ func TestRewriteResponseHeadersNilAndEmpty(t *testing.T) {
 	RewriteResponseHeaders(nil, m, doc, "orders")
 	h := http.Header{"Location": {"/app/x"}, "Set-Cookie": {"a=1"}}
 	RewriteResponseHeaders(h, m, nil, "orders")
-	want := http.Header{"Location": {"/dashboard-apps/orders/x"}, "Set-Cookie": {"dapp_orders_a=1; Path=/dashboard-apps/orders/"}}
+	want := http.Header{"Location": {"/dashboard-apps/orders/x"}, "Set-Cookie": {"dapp_orders_a=1; Path=/dashboard-apps/orders/"}, "Content-Security-Policy": {"frame-ancestors 'self'"}}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("nil doc: got %q, want %q", h, want)
 	}
@@ -680,4 +684,129 @@ func FuzzMapLink(f *testing.F) {
 func cspRewritten(v string) string {
 	r, _ := rewriteCSP(v)
 	return r
+}
+
+// TestRewriteResponseHeadersOriginWide checks that every header the
+// contract names as acting on the whole origin is removed, in any case,
+// under several keys and with several values, and that headers which act
+// on the one response stay.
+func TestRewriteResponseHeadersOriginWide(t *testing.T) {
+	m, doc := hdrTestMapper(t)
+	for _, name := range []string{
+		"Strict-Transport-Security", "Clear-Site-Data", "Service-Worker-Allowed",
+		"Set-Login", "Sec-Session-Registration", "Accept-CH", "Critical-CH",
+		"Observe-Browsing-Topics", "NEL", "Report-To", "Origin-Agent-Cluster",
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := http.Header{
+				http.CanonicalHeaderKey(name): {"a", "b"},
+				strings.ToLower(name):         {"c"},
+				strings.ToUpper(name):         {"d"},
+				name:                          {"e"},
+				"Content-Type":                {"text/html"},
+				"Reporting-Endpoints":         {`default="/r"`},
+				"Permissions-Policy":          {"browsing-topics=()"},
+			}
+			RewriteResponseHeaders(h, m, doc, "orders")
+			for k, v := range h {
+				if strings.EqualFold(k, name) {
+					t.Errorf("%s: %q kept", k, v)
+				}
+			}
+			for _, kept := range []string{"Content-Type", "Reporting-Endpoints", "Permissions-Policy"} {
+				if len(h[kept]) != 1 {
+					t.Errorf("%s removed too: %q", kept, h)
+				}
+			}
+		})
+	}
+}
+
+// TestRewriteResponseHeadersFrameAncestors: every frame-ancestors, in every
+// policy of every CSP header, Report-Only too, becomes 'self' and nothing
+// else changes; a response whose enforced policies have no frame-ancestors
+// gets "Content-Security-Policy: frame-ancestors 'self'", with or without
+// X-Frame-Options, and when its only frame-ancestors is in a Report-Only
+// policy, which enforces nothing.
+func TestRewriteResponseHeadersFrameAncestors(t *testing.T) {
+	m, doc := hdrTestMapper(t)
+	const added = "frame-ancestors 'self'"
+	for _, tc := range []struct {
+		name     string
+		in, want http.Header
+	}{
+		{"no policy at all", http.Header{"Content-Type": {"text/html"}},
+			http.Header{"Content-Type": {"text/html"}, "Content-Security-Policy": {added}}},
+		{"no header at all", http.Header{}, http.Header{"Content-Security-Policy": {added}}},
+		{"X-Frame-Options only", http.Header{"X-Frame-Options": {"DENY"}},
+			http.Header{"Content-Security-Policy": {added}}},
+		{"a policy without frame-ancestors", http.Header{"Content-Security-Policy": {"default-src 'self'; img-src *"}},
+			http.Header{"Content-Security-Policy": {"default-src 'self'; img-src *", added}}},
+		{"frame-ancestors only as a source", http.Header{"Content-Security-Policy": {"script-src frame-ancestors"}},
+			http.Header{"Content-Security-Policy": {"script-src frame-ancestors", added}}},
+		{"an empty policy", http.Header{"Content-Security-Policy": {""}},
+			http.Header{"Content-Security-Policy": {"", added}}},
+		{"Report-Only with frame-ancestors, nothing enforced", http.Header{
+			"Content-Security-Policy-Report-Only": {"frame-ancestors 'none'; report-uri /r"},
+		}, http.Header{
+			"Content-Security-Policy-Report-Only": {"frame-ancestors 'self'; report-uri /r"},
+			"Content-Security-Policy":             {added},
+		}},
+		{"Report-Only in lower case, with X-Frame-Options", http.Header{
+			"content-security-policy-report-only": {"default-src 'none', FRAME-ANCESTORS https://a"},
+			"X-Frame-Options":                     {"SAMEORIGIN"},
+		}, http.Header{
+			"content-security-policy-report-only": {"default-src 'none', FRAME-ANCESTORS 'self'"},
+			"Content-Security-Policy":             {added},
+		}},
+		{"Report-Only without frame-ancestors", http.Header{
+			"Content-Security-Policy-Report-Only": {"default-src 'self'"},
+		}, http.Header{
+			"Content-Security-Policy-Report-Only": {"default-src 'self'"},
+			"Content-Security-Policy":             {added},
+		}},
+		{"legacy X-Content-Security-Policy does not count", http.Header{
+			"X-Content-Security-Policy": {"frame-ancestors 'none'"},
+		}, http.Header{
+			"X-Content-Security-Policy": {"frame-ancestors 'self'"},
+			"Content-Security-Policy":   {added},
+		}},
+		{"enforced frame-ancestors in a second policy", http.Header{
+			"Content-Security-Policy": {"default-src 'self', img-src a; frame-ancestors https://a https://b; script-src b"},
+		}, http.Header{
+			"Content-Security-Policy": {"default-src 'self', img-src a; frame-ancestors 'self'; script-src b"},
+		}},
+		{"enforced frame-ancestors in one of two headers", http.Header{
+			"Content-Security-Policy": {"default-src 'self'", "frame-ancestors *"},
+		}, http.Header{
+			"Content-Security-Policy": {"default-src 'self'", "frame-ancestors 'self'"},
+		}},
+		{"enforced frame-ancestors under a lower-case key", http.Header{
+			"content-security-policy": {"frame-ancestors 'none'"},
+			"X-Frame-Options":         {"DENY"},
+		}, http.Header{
+			"content-security-policy": {"frame-ancestors 'self'"},
+		}},
+		{"every policy of both kinds", http.Header{
+			"Content-Security-Policy":             {"frame-ancestors 'none', frame-ancestors https://a; img-src *", "default-src x"},
+			"Content-Security-Policy-Report-Only": {"frame-ancestors https://b, default-src y; frame-ancestors 'none'"},
+		}, http.Header{
+			"Content-Security-Policy":             {"frame-ancestors 'self', frame-ancestors 'self'; img-src *", "default-src x"},
+			"Content-Security-Policy-Report-Only": {"frame-ancestors 'self', default-src y; frame-ancestors 'self'"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.in.Clone()
+			RewriteResponseHeaders(h, m, doc, "orders")
+			if !reflect.DeepEqual(h, tc.want) {
+				t.Errorf("got  %q\nwant %q", h, tc.want)
+			}
+			// The rules are applied again to a header map Caddy restores
+			// after an informational response: nothing more changes.
+			RewriteResponseHeaders(h, m, doc, "orders")
+			if !reflect.DeepEqual(h, tc.want) {
+				t.Errorf("applied twice: %q", h)
+			}
+		})
+	}
 }
