@@ -206,7 +206,7 @@ func TestBrowserConversationTabs(t *testing.T) {
 	// Tabs: inside the sidebar, in order, only the apps agent 7 may use in
 	// account 1 and inbox 1, names as text.
 	tabs := eval[[]string](t, ctx, `[...document.querySelectorAll('#dashboard-apps [role=tab]')].filter(t => !t.hidden).map(t => t.dataset.appId)`)
-	want := []string{"seed", "cw", "down", "framed", "ident", "orders", "signed", "slow", "tools", "wiki"}
+	want := []string{"seed", "cw", "down", "framed", "ident", "orders", "probe", "signed", "slow", "tools", "wiki"}
 	if strings.Join(tabs, ",") != strings.Join(want, ",") {
 		t.Errorf("tabs = %v, want %v", tabs, want)
 	}

@@ -181,7 +181,8 @@ func startUpstreams() {
 		framedServer = httptest.NewServer(framedApp())
 		helpdesk = httptest.NewServer(testHelpdesk())
 		pageApps = httptest.NewServer(conversationApps())
-		upstreams = append(upstreams, appServer, framedServer, helpdesk, pageApps)
+		probeServer = httptest.NewServer(probeApp())
+		upstreams = append(upstreams, appServer, framedServer, helpdesk, pageApps, probeServer)
 	})
 }
 
@@ -309,6 +310,7 @@ func gatewayConfig() string {
 		app wiki "Wiki" %[4]s/ident/ {
 			public
 		}
+		app probe "Probe" %[5]s/
 		`+hostileAppsConfig()+`
 	}
 }
@@ -327,7 +329,7 @@ http://localhost:9080 {
 		}
 	}
 }
-`, appServer.URL, framedServer.URL, helpdesk.URL, pageApps.URL)
+`+originSiteBlock, appServer.URL, framedServer.URL, helpdesk.URL, pageApps.URL, probeServer.URL)
 }
 
 // newGateway loads the shared config into the in-process Caddy.
