@@ -99,6 +99,12 @@ type requestLog struct {
 	reqs []upstreamRequest
 }
 
+func (l *requestLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reqs = nil
+}
+
 func (l *requestLog) add(r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	l.mu.Lock()

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // Origin mode in the shared config: the helpdesk at helpdesk.localhost,
@@ -99,6 +101,7 @@ fetch(helpdesk + '/app/post-probe', {method: 'POST', credentials: 'include', mod
 parent.postMessage({event: 'fetch-info'}, '*');
 parent.postMessage('chatwoot-dashboard-app:fetch-info', '*');
 report('loaded', location.href);
+setInterval(() => fetch('/echo').then((r) => report('alive', r.status)), 500);
 </script></body></html>`
 
 // probeReports returns the reports of kind k, as sent.
@@ -448,3 +451,87 @@ func TestAppHostID(t *testing.T) {
 }
 
 var probeServer *httptest.Server
+
+// TestBrowserOriginMode opens a conversation on the origin-mode site in
+// Chromium and checks, from inside the probe app's frame on its own
+// origin, what the app receives and what it cannot reach.
+func TestBrowserOriginMode(t *testing.T) {
+	newGateway(t)
+	ctx := newBrowser(t)
+	probeLog.reset()
+	posts := helpdeskPostProbes.Load()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(originHelpdesk+"/app/login?as=agent-7"),
+		chromedp.Navigate(originHelpdesk+"/app/accounts/1/conversations/123"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, `document.querySelector('#dashboard-apps iframe[data-app-id="probe"]')?.src.startsWith('`+probeAppOrigin+`')`, 15*time.Second); err != nil {
+		t.Fatalf("no probe frame on its origin: %v", err)
+	}
+	waitReport := func(k, want string) string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, r := range probeReports(k) {
+				if strings.Contains(r, want) {
+					return r
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Errorf("no %s report with %q; got %q", k, want, probeReports(k))
+		return ""
+	}
+	// The app gets its context from the helpdesk page, with its own token,
+	// on load and when it asks.
+	msg := waitReport("message", "jane@example.com")
+	if !strings.Contains(msg, `"origin":"`+originHelpdesk+`"`) || !strings.Contains(msg, `"token":"`) {
+		t.Errorf("appContext: %s", msg)
+	}
+	// Out of its reach: the helpdesk's cookies (only its own shows, under
+	// its own name), the parent page, the helpdesk's API; and what its
+	// script posts to the helpdesk never arrives.
+	if got := waitReport("cookies", "probe_pref"); got != `"probe_pref=dark"` {
+		t.Errorf("document.cookie in the app: %s", got)
+	}
+	if got := waitReport("parentDOM", ""); got != `"blocked"` {
+		t.Errorf("parent DOM: %s", got)
+	}
+	if got := waitReport("api", ""); strings.Contains(got, "Support Agent") || strings.Contains(got, "SECRET") {
+		t.Errorf("the helpdesk API answered the app: %s", got)
+	}
+	waitReport("post", "")
+	if n := helpdeskPostProbes.Load() - posts; n != 0 {
+		t.Errorf("the app's credentialed POST reached the helpdesk %d times", n)
+	}
+	// The app's page was opened without the ticket, which it never saw.
+	if got := waitReport("loaded", probeAppOrigin); got != `"`+probeAppOrigin+`/"` {
+		t.Errorf("the app's page: %s", got)
+	}
+	for _, r := range probeLog.matching("/") {
+		if strings.Contains(r.URI, "ticket") {
+			t.Errorf("the app saw %s", r.URI)
+		}
+	}
+
+	// SPA navigation: the next conversation's context follows, across
+	// origins.
+	eval[any](t, ctx, `history.pushState({}, '', '/app/accounts/1/conversations/124')`)
+	waitReport("message", "john@example.com")
+	screenshot(t, ctx, "origin-mode")
+
+	// The open page renews the session: past its lifetime the app still
+	// answers in its frame.
+	time.Sleep(originLifetime + time.Second)
+	alive := probeReports("alive")
+	if len(alive) < 4 {
+		t.Fatalf("the frame stopped asking: %q", alive)
+	}
+	for _, s := range alive[len(alive)-3:] {
+		if s != "200" {
+			t.Errorf("the app in its frame after %v: %q", originLifetime+time.Second, alive)
+			break
+		}
+	}
+}

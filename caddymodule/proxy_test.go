@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -252,6 +253,10 @@ func testHelpdesk() http.Handler {
 		}
 		io.WriteString(w, page)
 	})
+	mux.HandleFunc("/app/post-probe", func(w http.ResponseWriter, r *http.Request) {
+		helpdeskPostProbes.Add(1) // an app's script reached the helpdesk
+		io.WriteString(w, "reached")
+	})
 	mux.HandleFunc("/app/frame-test", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		io.WriteString(w, `<!doctype html><title>Helpdesk</title><iframe src="/dashboard-apps/framed/" width="600" height="400"></iframe>`)
@@ -261,6 +266,10 @@ func testHelpdesk() http.Handler {
 	})
 	return mux
 }
+
+// helpdeskPostProbes counts the requests that reached the helpdesk's
+// /app/post-probe, which only an app's script sends.
+var helpdeskPostProbes atomic.Int64
 
 // gatewayConfig is the Caddyfile the integration tests share.
 func gatewayConfig() string {
