@@ -790,7 +790,7 @@ func TestAdminAPIManagesAppsAtRuntime(t *testing.T) {
 	if code, body := adminDo(t, http.MethodPatch, path, `{"name":"B","url":"http://x/","colour":"red"}`); code != http.StatusBadRequest || !strings.Contains(body, "colour") {
 		t.Errorf("unknown field: %d %s", code, body)
 	}
-	if code, body := adminDo(t, http.MethodPatch, path, `{"name":5,"url":"http://x/"}`); code != http.StatusBadRequest || !strings.Contains(body, `"apps.name"`) {
+	if code, body := adminDo(t, http.MethodPatch, path, `{"name":5,"url":"http://x/"}`); code != http.StatusBadRequest || !strings.Contains(body, `app "billing": name 5: must be a string`) {
 		t.Errorf("wrong type: %d %s", code, body)
 	}
 	if code, body := adminDo(t, http.MethodPut, "/config/apps/dashboard_apps/apps/Bad_Id", app); code != http.StatusBadRequest || !strings.Contains(body, `app "Bad_Id": id must match`) {
