@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -338,4 +342,69 @@ func TestBrowserStrictHelpdeskCSP(t *testing.T) {
 	if bg := eval[string](t, ctx, `getComputedStyle(document.querySelector('#dashboard-apps [role=tablist]')).display`); bg == "" || bg == "inline" {
 		t.Errorf("host stylesheet not applied (tablist display %q)", bg)
 	}
+}
+
+// originFrameExpr evaluates a JavaScript expression in the document of the
+// page's frame on origin (an app on an origin of its own, which the page's
+// scripts cannot reach), in an isolated world of that frame: it shares the
+// frame's DOM, not its scripts' globals. It returns nil while there is no
+// such frame or document.
+func originFrameExpr(ctx context.Context, origin, expr string) (any, error) {
+	return chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (any, error) {
+		tree, err := cdp.Call(ctx, t, page.GetFrameTree, cdp.Empty{})
+		if err != nil {
+			return nil, err
+		}
+		var find func(*page.FrameTree) *cdp.Frame
+		find = func(ft *page.FrameTree) *cdp.Frame {
+			if ft == nil {
+				return nil
+			}
+			if ft.Frame != nil && ft.Frame.ParentID != "" && strings.HasPrefix(ft.Frame.URL, origin+"/") {
+				return ft.Frame
+			}
+			for _, c := range ft.ChildFrames {
+				if f := find(c); f != nil {
+					return f
+				}
+			}
+			return nil
+		}
+		f := find(tree.FrameTree)
+		if f == nil {
+			return nil, nil
+		}
+		world, err := cdp.Call(ctx, t, page.CreateIsolatedWorld, page.CreateIsolatedWorldParams{FrameID: f.ID, WorldName: "test"})
+		if err != nil {
+			return nil, err
+		}
+		yes := true
+		r, err := cdp.Call(ctx, t, runtime.Evaluate, runtime.EvaluateParams{Expression: expr, ContextID: world.ExecutionContextID, ReturnByValue: &yes})
+		if err != nil {
+			return nil, err
+		}
+		if r.ExceptionDetails != nil {
+			return nil, fmt.Errorf("%s: %s", expr, r.ExceptionDetails.Text)
+		}
+		var v any
+		if len(r.Result.Value) > 0 {
+			err = json.Unmarshal(r.Result.Value, &v)
+		}
+		return v, err
+	})
+}
+
+// waitOriginFrame polls originFrameExpr until it is truthy.
+func waitOriginFrame(ctx context.Context, origin, expr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		v, err := originFrameExpr(ctx, origin, expr)
+		if err == nil && v != nil && v != false && v != "" {
+			return nil
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s on %s: not true within %v (last error: %v)", expr, origin, timeout, last)
 }
