@@ -157,17 +157,37 @@ func (h *Handler) serveAppOrigin(w http.ResponseWriter, r *http.Request, id stri
 
 // sessionAgent returns the agent of the request's live session for app.
 func (h *Handler) sessionAgent(r *http.Request, app *AppConfig) (agent, bool) {
-	c, err := r.Cookie(sessionCookieName(r))
-	if err != nil || c.Value == "" {
+	secret := cookieValue(r.Header["Cookie"], sessionCookieName(r))
+	if secret == "" {
 		return agent{}, false
 	}
-	sess, ok := h.sessions.lookup(r.Context(), app.id, c.Value)
+	sess, ok := h.sessions.lookup(r.Context(), app.id, secret)
 	if !ok || sess.Agent == nil {
 		return agent{}, false
 	}
-	// The session's secret keys what is cached on the agent's behalf
-	// (identity assertions), as credentials do in path mode.
-	return agent{key: credentialKey(sha256.Sum256([]byte("session\x00" + c.Value))), profile: sess.Agent}, true
+	// What is cached on the agent's behalf (identity assertions) is keyed
+	// by the session, as by the credentials in path mode: a hash of the
+	// secret, in a domain of its own.
+	var buf [128]byte
+	n := copy(buf[:], "session\x00")
+	n += copy(buf[n:], secret) // wellFormed: 43 bytes
+	return agent{key: credentialKey(sha256.Sum256(buf[:n])), profile: sess.Agent}, true
+}
+
+// cookieValue is the value of the first cookie named name in the Cookie
+// header lines, without parsing the others.
+func cookieValue(lines []string, name string) string {
+	for _, line := range lines {
+		for line != "" {
+			var pair string
+			pair, line, _ = strings.Cut(line, ";")
+			k, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if k == name {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // serveEnter spends a ticket on app p's origin: it starts the session,

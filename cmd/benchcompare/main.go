@@ -32,9 +32,11 @@ import (
 )
 
 // scenario is one pair of requests: the same work through plain Caddy and
-// through the gateway (at the same path unless gateway says otherwise).
+// through the gateway (at the same path unless gateway says otherwise; on
+// an app's own origin, in origin mode, when origin is set).
 type scenario struct {
 	name, plain, gateway string
+	origin               bool
 	want                 float64 // the ratio to reach; 0: shown for scale only
 }
 
@@ -72,31 +74,48 @@ func main() {
 		log.Fatalf("run from the repository root: %v", err)
 	}
 	origin := startOrigin(page, torture)
-	plainAddr, gatewayAddr := freeAddr(), freeAddr()
-	if err := loadCaddy(origin, plainAddr, gatewayAddr); err != nil {
+	plainAddr, gatewayAddr, originModeAddr := freeAddr(), freeAddr(), freeAddr()
+	if err := loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr); err != nil {
 		log.Fatal(err)
 	}
 	defer caddy.Stop()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns, DisableCompression: true}}
+	// Origin mode: the app "bench" on bench.apps.test, reached at
+	// originModeAddr, with a session opened as the helpdesk page does.
+	appSession, err := openAppSession(originModeAddr)
+	if err != nil {
+		log.Fatalf("opening an origin-mode session: %v", err)
+	}
+	targetOf := func(addr, path string) target { return target{url: "http://" + addr + path} }
 
 	scenarios := []scenario{
-		{"asset 1 MiB (app proxy)", "/dashboard-apps/bench/asset.bin", "", 0.97},
-		{"HTML 128 KB real-world page (rewritten)", "/dashboard-apps/bench/page.html", "", 0.70},
-		{"HTML 130 KB torture page (rewritten)", "/dashboard-apps/bench/torture.html", "", 0},
-		{"SPA shell (injected)", "/app/accounts/1/conversations/1", "", 0.95},
-		{"helpdesk JSON (passed)", "/api/v1/accounts/1/conversations", "", 0.97},
-		{"context, cache hit", "/_static_context", "/_dashboard_apps/context?account=1&conversation=1&app=bench", 0.80},
+		{"asset 1 MiB (app proxy)", "/dashboard-apps/bench/asset.bin", "", false, 0.97},
+		{"HTML 128 KB real-world page (rewritten)", "/dashboard-apps/bench/page.html", "", false, 0.70},
+		{"HTML 130 KB torture page (rewritten)", "/dashboard-apps/bench/torture.html", "", false, 0},
+		{"SPA shell (injected)", "/app/accounts/1/conversations/1", "", false, 0.95},
+		{"helpdesk JSON (passed)", "/api/v1/accounts/1/conversations", "", false, 0.97},
+		{"context, cache hit", "/_static_context", "/_dashboard_apps/context?account=1&conversation=1&app=bench", false, 0.80},
+		{"asset 1 MiB (origin mode)", "/asset.bin", "", true, 0.97},
+		{"HTML 128 KB real-world page (origin mode, untouched)", "/page.html", "", true, 0.97},
 	}
 	for i := range scenarios {
 		if scenarios[i].gateway == "" {
 			scenarios[i].gateway = scenarios[i].plain
 		}
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns, DisableCompression: true}}
+	sides := func(s scenario) (plain, gateway target) {
+		plain, gateway = targetOf(plainAddr, s.plain), targetOf(gatewayAddr, s.gateway)
+		if s.origin {
+			gateway = target{url: "http://" + originModeAddr + s.gateway, host: "bench.apps.test", cookie: appSession}
+		}
+		return plain, gateway
+	}
 	// Warm up: connections, the context cache, the profile cache.
 	for _, s := range scenarios {
-		for _, addr := range []string{plainAddr + s.plain, gatewayAddr + s.gateway} {
-			if status := fetch(client, "http://"+addr); status != 200 {
-				log.Fatalf("warm-up %s: status %d", addr, status)
+		plain, gateway := sides(s)
+		for _, t := range []target{plain, gateway} {
+			if status := fetch(client, t); status != 200 {
+				log.Fatalf("warm-up %s: status %d", t.url, status)
 			}
 		}
 	}
@@ -112,7 +131,8 @@ func main() {
 		var ratios []float64
 		var plainRuns, gwRuns []result
 		for i := 0; i < *rounds; i++ {
-			p, g := driveAlternately(client, "http://"+plainAddr+s.plain, "http://"+gatewayAddr+s.gateway, *conns, *duration, *slice)
+			plain, gateway := sides(s)
+			p, g := driveAlternately(client, plain, gateway, *conns, *duration, *slice)
 			plainRuns, gwRuns = append(plainRuns, p), append(gwRuns, g)
 			ratios = append(ratios, g.rps/p.rps)
 		}
@@ -152,9 +172,9 @@ type load struct {
 // shared virtual machine's does, by tens of percent over seconds). Each
 // turn starts after a garbage collection, so that neither side pays for
 // the other's garbage, and which side goes first alternates.
-func driveAlternately(client *http.Client, a, b string, conns int, d, slice time.Duration) (result, result) {
+func driveAlternately(client *http.Client, a, b target, conns int, d, slice time.Duration) (result, result) {
 	var la, lb load
-	turn := func(url string, s time.Duration, l *load) {
+	turn := func(url target, s time.Duration, l *load) {
 		runtime.GC()
 		drive(client, url, conns, s, l)
 	}
@@ -172,7 +192,7 @@ func driveAlternately(client *http.Client, a, b string, conns int, d, slice time
 }
 
 // drive keeps conns requests in flight at url for d, adding to l.
-func drive(client *http.Client, url string, conns int, d time.Duration, l *load) {
+func drive(client *http.Client, url target, conns int, d time.Duration, l *load) {
 	var n atomic.Int64
 	lat := make([][]time.Duration, conns)
 	var before, after runtime.MemStats
@@ -188,7 +208,7 @@ func drive(client *http.Client, url string, conns int, d time.Duration, l *load)
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				if fetch(client, url) != 200 {
-					log.Fatalf("%s: bad status", url)
+					log.Fatalf("%s: bad status", url.url)
 				}
 				lat[i] = append(lat[i], time.Since(t0))
 				n.Add(1)
@@ -218,13 +238,22 @@ func (l *load) result() result {
 
 var discardBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-func fetch(client *http.Client, url string) int {
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.Header.Set("Cookie", "bench_session=agent")
+// target is where one side's requests go: a URL, and the Host and
+// cookie for an app's own origin.
+type target struct{ url, host, cookie string }
+
+func fetch(client *http.Client, t target) int {
+	req, _ := http.NewRequest(http.MethodGet, t.url, nil)
+	req.Host = t.host
+	cookie := "bench_session=agent"
+	if t.cookie != "" {
+		cookie = t.cookie
+	}
+	req.Header.Set("Cookie", cookie)
 	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := client.Do(req)
 	if err != nil {
-		log.Fatalf("%s: %v", url, err)
+		log.Fatalf("%s: %v", t.url, err)
 	}
 	// Read in large pieces, as a browser does: io.CopyBuffer into
 	// io.Discard would ignore the buffer and read 8 KiB at a time.
@@ -284,7 +313,7 @@ func startOrigin(page, torture []byte) string {
 const contextBody = `{"event":"appContext","data":{"conversation":{"id":1,"account_id":1,"inbox_id":1,"status":"open","contact":{"id":401,"name":"Contact 1","email":"c1@example.com","phone_number":null}},"contact":{"id":401,"name":"Contact 1","email":"c1@example.com","phone_number":null},"currentAgent":{"id":7,"name":"Bench Agent","email":"agent@example.com"},"token":"` +
 	`eyJhbGciOiJFZERTQSIsImtpZCI6IjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAiLCJ0eXAiOiJKV1QifQ.eyJhY2NvdW50IjoxLCJhdWQiOiJiZW5jaCIsImNvbnRhY3QiOjQwMSwiY29udmVyc2F0aW9uIjoxLCJlbWFpbCI6ImFnZW50QGV4YW1wbGUuY29tIiwiZXhwIjoxNzAwMDAwMzAwLCJpYXQiOjE3MDAwMDAwMDAsIm5hbWUiOiJCZW5jaCBBZ2VudCIsInJvbGUiOiJhZ2VudCIsInN1YiI6IjcifQ.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}`
 
-func loadCaddy(origin, plainAddr, gatewayAddr string) error {
+func loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr string) error {
 	dir, err := os.MkdirTemp("", "benchcompare-")
 	if err != nil {
 		return err
@@ -321,6 +350,13 @@ func loadCaddy(origin, plainAddr, gatewayAddr string) error {
 						proxy,
 					}}},
 				},
+				"origin_mode": map[string]any{
+					"listen": []string{originModeAddr},
+					"routes": []any{map[string]any{"handle": []any{
+						map[string]any{"handler": "dashboard_apps", "helpdesk_api": "http://" + origin, "app_domain": "apps.test"},
+						proxy,
+					}}},
+				},
 			}},
 		},
 	}
@@ -329,6 +365,41 @@ func loadCaddy(origin, plainAddr, gatewayAddr string) error {
 		return err
 	}
 	return caddy.Load(b, true)
+}
+
+// openAppSession opens a session for the app "bench" on the origin-mode
+// server at addr as the helpdesk page's host script does (a ticket for
+// the signed-in agent, spent on the app's origin), and returns the Cookie
+// header of the app's requests.
+func openAppSession(addr string) (string, error) {
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/_dashboard_apps/session", strings.NewReader(`{"app":"bench"}`))
+	req.Host = "apps.test"
+	req.Header.Set("Origin", "http://apps.test")
+	req.Header.Set("Cookie", "bench_session=agent")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var answer struct{ URL string }
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || resp.StatusCode != 200 {
+		return "", fmt.Errorf("session: status %d %v", resp.StatusCode, err)
+	}
+	enter, err := http.NewRequest(http.MethodGet, answer.URL, nil)
+	if err != nil {
+		return "", err
+	}
+	enter.Host, enter.URL.Host = enter.URL.Host, addr
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noRedirect.Do(enter)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		return c.Name + "=" + c.Value, nil
+	}
+	return "", fmt.Errorf("enter: status %d, no session cookie", resp.StatusCode)
 }
 
 func freeAddr() string {
