@@ -348,7 +348,7 @@ func TestBrowserStrictHelpdeskCSP(t *testing.T) {
 // page's frame on origin (an app on an origin of its own, which the page's
 // scripts cannot reach), in an isolated world of that frame: it shares the
 // frame's DOM, not its scripts' globals. It returns nil while there is no
-// such frame or document.
+// such frame or document. A promise is awaited.
 func originFrameExpr(ctx context.Context, origin, expr string) (any, error) {
 	return chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (any, error) {
 		tree, err := cdp.Call(ctx, t, page.GetFrameTree, cdp.Empty{})
@@ -379,7 +379,7 @@ func originFrameExpr(ctx context.Context, origin, expr string) (any, error) {
 			return nil, err
 		}
 		yes := true
-		r, err := cdp.Call(ctx, t, runtime.Evaluate, runtime.EvaluateParams{Expression: expr, ContextID: world.ExecutionContextID, ReturnByValue: &yes})
+		r, err := cdp.Call(ctx, t, runtime.Evaluate, runtime.EvaluateParams{Expression: expr, ContextID: world.ExecutionContextID, ReturnByValue: &yes, AwaitPromise: &yes})
 		if err != nil {
 			return nil, err
 		}

@@ -84,8 +84,10 @@ var probeGzip = func() []byte {
 // probePage tries, from inside its frame on the app origin, what a hostile
 // app's script would, and reports each result to its own server.
 const probePage = `<!doctype html><html><head><meta charset="utf-8"><title>Probe</title></head><body><p id="out">probe</p><script>
-const report = (k, v) => fetch('/report?k=' + encodeURIComponent(k), {method: 'POST', body: JSON.stringify(v)});
-const helpdesk = 'http://helpdesk.localhost:9080';
+const report = (k, v) => fetch('report?k=' + encodeURIComponent(k), {method: 'POST', body: JSON.stringify(v)});
+// On its own origin (origin mode) the helpdesk is elsewhere; under a path
+// of the helpdesk's site (path mode) it is this page's own origin.
+const helpdesk = location.hostname.endsWith('.helpdesk.localhost') ? 'http://helpdesk.localhost:9080' : location.origin;
 window.addEventListener('message', (e) => {
   report('message', {origin: e.origin, kind: typeof e.data, data: e.data});
   const m = typeof e.data === 'string' ? JSON.parse(e.data) : e.data;
@@ -101,7 +103,6 @@ fetch(helpdesk + '/app/post-probe', {method: 'POST', credentials: 'include', mod
 parent.postMessage({event: 'fetch-info'}, '*');
 parent.postMessage('chatwoot-dashboard-app:fetch-info', '*');
 report('loaded', location.href);
-setInterval(() => fetch('/echo').then((r) => report('alive', r.status)), 500);
 </script></body></html>`
 
 // probeReports returns the reports of kind k, as sent.
@@ -524,14 +525,43 @@ func TestBrowserOriginMode(t *testing.T) {
 	// The open page renews the session: past its lifetime the app still
 	// answers in its frame.
 	time.Sleep(originLifetime + time.Second)
-	alive := probeReports("alive")
-	if len(alive) < 4 {
-		t.Fatalf("the frame stopped asking: %q", alive)
+	status, err := originFrameExpr(ctx, probeAppOrigin, `fetch('/echo').then((r) => r.status)`)
+	if err != nil || status != float64(200) {
+		t.Errorf("the app in its frame %v after it opened: %v %v, want 200", originLifetime+time.Second, status, err)
 	}
-	for _, s := range alive[len(alive)-3:] {
-		if s != "200" {
-			t.Errorf("the app in its frame after %v: %q", originLifetime+time.Second, alive)
-			break
+}
+
+// TestBrowserPathModeTrustsAppScripts holds SECURITY.md's table to what
+// path mode is: the same probe app, under a path of the helpdesk's own
+// origin, reaches everything that origin mode keeps from it. If this test
+// ever fails, path mode got safer and the documentation must say so.
+func TestBrowserPathModeTrustsAppScripts(t *testing.T) {
+	newGateway(t)
+	ctx := newBrowser(t)
+	probeLog.reset()
+	posts := helpdeskPostProbes.Load()
+	openSignedIn(t, ctx, "/app/accounts/1/conversations/123")
+	wait := func(k string) string {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if r := probeReports(k); len(r) > 0 {
+				return r[0]
+			}
 		}
+		t.Fatalf("no %s report", k)
+		return ""
+	}
+	if got := wait("cookies"); !strings.Contains(got, "hd_session=agent-7") {
+		t.Errorf("path mode: the app's script did not see the helpdesk's cookie: %s", got)
+	}
+	if got := wait("parentDOM"); !strings.HasPrefix(got, `"reached`) {
+		t.Errorf("path mode: the app's script did not reach the helpdesk page: %s", got)
+	}
+	if got := wait("api"); !strings.Contains(got, "access_token") {
+		t.Errorf("path mode: the app's script did not read the agent's profile through the helpdesk API: %s", got)
+	}
+	wait("post")
+	if helpdeskPostProbes.Load() == posts {
+		t.Errorf("path mode: the app's credentialed POST did not reach the helpdesk")
 	}
 }

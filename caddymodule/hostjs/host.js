@@ -134,23 +134,32 @@
     if (!a || typeof a.url !== 'string') return Promise.reject(0);
     const u = new URL(a.url, location.href);
     if (u.origin !== e.app.origin) return Promise.reject(0); // only ever the app's own origin
-    clearInterval(e.renewer);
-    if (a.renew && a.renew_in > 0) {
-      e.renewer = setInterval(safe(() => {
-        postJSON('session', { app: e.id, renew: a.renew }).catch((err) => {
-          if (err === 410 || err === 401 || err === 403) clearInterval(e.renewer);
-        });
-      }), a.renew_in);
-    }
-    return u.href;
+    return { href: u.href, renew: a.renew, every: a.renew_in };
   });
+  // Renews the frame's session while the page is open; started once the
+  // frame has loaded, that is, once its ticket is spent.
+  const keepAlive = (e) => {
+    clearInterval(e.renewer);
+    const s = e.session;
+    if (!s || !s.renew || !(s.every > 0)) return;
+    e.renewer = setInterval(safe(() => {
+      postJSON('session', { app: e.id, renew: s.renew }).catch((err) => {
+        if (err === 410 || err === 401 || err === 403) clearInterval(e.renewer);
+      });
+    }), s.every);
+  };
   // Points the frame at url (path mode) or at a ticket for it (origin
   // mode); errors show inside the app's tab only.
   const navigate = (e, to) => {
     e.load.hidden = false;
     e.load.textContent = 'Loading…';
     if (!e.app.own) { e.frame.src = to || e.app.url; return; }
-    openSession(e, to).then(safe((href) => { if (entries.get(e.id) === e) e.frame.src = href; }), safe((err) => {
+    openSession(e, to).then(safe((s) => {
+      if (entries.get(e.id) !== e) return;
+      clearInterval(e.renewer);
+      e.session = s;
+      e.frame.src = s.href;
+    }), safe((err) => {
       e.load.textContent = err === 401 ? 'Sign in to the helpdesk to use this app.'
         : err === 403 ? 'This app is not available to you.' : 'This app could not be opened. Reload to try again.';
     }));
@@ -336,7 +345,7 @@
       ev.preventDefault();
       const tab = window.open('', '_blank');
       if (tab) tab.opener = null;
-      openSession(e).then((href) => { if (tab) tab.location.replace(href); }, () => { if (tab) tab.close(); });
+      openSession(e).then((s) => { if (tab) tab.location.replace(s.href); }, () => { if (tab) tab.close(); });
     }));
     const reload = el('button', 'da-btn da-reload', { type: 'button', title: 'Reload', 'aria-label': 'Reload' });
     reload.appendChild(icon('M13.5 8a5.5 5.5 0 1 1-1.6-3.9M12.5 1.5v3h-3'));
@@ -356,6 +365,10 @@
     e.frame = el('iframe', 'da-frame', e.app.own ? { 'data-app-id': id } : { src: e.app.url, 'data-app-id': id });
     e.frame.addEventListener('load', safe(() => {
       if (e.app.own && !e.frame.getAttribute('src')) return;
+      if (e.app.own && e.session && !e.session.live) {
+        e.session.live = true;
+        keepAlive(e);
+      }
       e.loaded = true;
       e.load.hidden = true;
       postTo(e); // every load, including navigations inside the app
