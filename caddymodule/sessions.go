@@ -219,7 +219,13 @@ func (s *sessionStore) lookup(ctx context.Context, app, secret string) (appSessi
 	if cached && time.Now().Before(sess.Expires) {
 		return sess, true
 	}
-	sess = appSession{}
+	return s.reload(ctx, app, digest)
+}
+
+// reload is lookup's way to storage, apart so that a hit does not pay for
+// the session decoded here (it escapes to the heap).
+func (s *sessionStore) reload(ctx context.Context, app string, digest [sha256.Size]byte) (appSession, bool) {
+	var sess appSession
 	if err := s.load(ctx, originSessionsPrefix+hex.EncodeToString(digest[:]), &sess); err != nil {
 		return appSession{}, false
 	}
