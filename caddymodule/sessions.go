@@ -93,7 +93,6 @@ type ticketRecord struct {
 // renewalRecord ties a renewal handle to its session (the hash of the
 // session's secret), once the session's ticket has been redeemed.
 type renewalRecord struct {
-	App     string    `json:"app"`
 	Session string    `json:"session,omitempty"`
 	Expires time.Time `json:"expires"`
 }
@@ -125,7 +124,7 @@ func (s *sessionStore) open(ctx context.Context, sess appSession) (ticket, renew
 	sess.Expires = time.Time{}
 	// The renewal record first, so that a ticket that can be redeemed
 	// always has one.
-	if err := s.put(ctx, originRenewalsPrefix+renewal, renewalRecord{App: sess.App, Expires: expires}); err != nil {
+	if err := s.put(ctx, originRenewalsPrefix+renewal, renewalRecord{Expires: expires}); err != nil {
 		return "", "", err
 	}
 	err = s.put(ctx, originTicketsPrefix+hashToken(ticket), ticketRecord{Session: sess, Renewal: renewal, Expires: expires})
@@ -168,7 +167,7 @@ func (s *sessionStore) redeem(ctx context.Context, app, ticket string) (secret s
 	if err := s.put(ctx, originSessionsPrefix+id, sess); err != nil {
 		return "", appSession{}, err
 	}
-	if err := s.put(ctx, originRenewalsPrefix+rec.Renewal, renewalRecord{App: app, Session: id, Expires: sess.Expires}); err != nil {
+	if err := s.put(ctx, originRenewalsPrefix+rec.Renewal, renewalRecord{Session: id, Expires: sess.Expires}); err != nil {
 		return "", appSession{}, err
 	}
 	s.remember(digest, sess)
@@ -252,9 +251,6 @@ func (s *sessionStore) renew(ctx context.Context, app, handle string, agentID in
 	}
 	if err != nil {
 		return err
-	}
-	if rec.App != app {
-		return refused("renewal handle is for another app")
 	}
 	digest, err := hex.DecodeString(rec.Session)
 	if rec.Session == "" || err != nil || len(digest) != sha256.Size {
