@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -208,7 +209,11 @@ func (h *Handler) serveEnter(w http.ResponseWriter, r *http.Request, p *appProxy
 	hd.Set("Referrer-Policy", "no-referrer") // the ticket's URL goes nowhere
 	secret, _, err := h.sessions.redeem(r.Context(), p.app.id, q.Get("ticket"))
 	if err != nil {
-		h.logger.Debug("refused a ticket", zap.String("app", p.app.id), zap.Error(err))
+		if errors.Is(err, errRefused) {
+			h.logger.Debug("refused a ticket", zap.String("app", p.app.id), zap.Error(err))
+		} else {
+			h.logger.Error("spending a ticket: Caddy storage failed", zap.String("app", p.app.id), zap.Error(err))
+		}
 		return writePage(w, http.StatusUnauthorized, "Sign in to the helpdesk", "This link to the app has expired or was already used. Reload the app's tab in the helpdesk.")
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -286,8 +291,11 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) error {
 		if who.ID == nil {
 			return writeJSONError(w, http.StatusForbidden, "the agent has no id")
 		}
-		if err := h.sessions.renew(r.Context(), p.app.id, req.Renew, *who.ID); err != nil {
+		if err := h.sessions.renew(r.Context(), p.app.id, req.Renew, *who.ID); errors.Is(err, errRefused) {
 			return writeJSONError(w, http.StatusGone, "the session has ended: open the app again")
+		} else if err != nil {
+			h.logger.Error("renewing an app session: Caddy storage failed", zap.String("app", p.app.id), zap.Error(err))
+			return writeJSONError(w, http.StatusInternalServerError, "the session could not be renewed")
 		}
 		return writeSessionAnswer(w, sessionAnswer{RenewIn: renewIn})
 	}
