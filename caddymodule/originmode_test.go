@@ -89,7 +89,9 @@ const report = (k, v) => fetch('report?k=' + encodeURIComponent(k), {method: 'PO
 // of the helpdesk's site (path mode) it is this page's own origin.
 const helpdesk = location.hostname.endsWith('.helpdesk.localhost') ? 'http://helpdesk.localhost:9080' : location.origin;
 window.addEventListener('message', (e) => {
-  report('message', {origin: e.origin, kind: typeof e.data, data: e.data});
+  let frame = null;
+  try { frame = window.frameElement && window.frameElement.dataset.appId; } catch (_) {}
+  report('message', {origin: e.origin, kind: typeof e.data, frame: frame, data: e.data});
   const m = typeof e.data === 'string' ? JSON.parse(e.data) : e.data;
   if (m && m.event === 'appContext') document.getElementById('out').textContent = m.data.contact.email;
 });
@@ -563,5 +565,33 @@ func TestBrowserPathModeTrustsAppScripts(t *testing.T) {
 	wait("post")
 	if helpdeskPostProbes.Load() == posts {
 		t.Errorf("path mode: the app's credentialed POST did not reach the helpdesk")
+	}
+}
+
+// TestBrowserFrameShowingAnotherAppGetsNothing: in path mode every app
+// shares the helpdesk's origin, so targetOrigin cannot tell one app's frame
+// from another; the host script checks where a frame is before it posts. A
+// frame navigated to another app's page (as a hostile app's script could
+// do to a neighbour's frame) gets nothing, on load or when it asks.
+func TestBrowserFrameShowingAnotherAppGetsNothing(t *testing.T) {
+	newGateway(t)
+	ctx := newBrowser(t)
+	openSignedIn(t, ctx, "/app/accounts/1/conversations/123")
+	if err := waitFor(ctx, frameExpr("seed", `w.received && w.received.length > 0`), 15*time.Second); err != nil {
+		t.Fatalf("the seed app got no context: %v", err)
+	}
+	probeLog.reset()
+	eval[any](t, ctx, `(document.querySelector('#dashboard-apps iframe[data-app-id="seed"]').src = '/dashboard-apps/probe/', 1)`)
+	if err := waitFor(ctx, frameExpr("seed", `w.location.pathname === '/dashboard-apps/probe/' && w.document.readyState === 'complete'`), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the load's post, and the answers to both fetch-info forms
+	for _, m := range probeReports("message") {
+		if strings.Contains(m, `"frame":"seed"`) {
+			t.Errorf("the seed app's frame, showing another app, got: %s", m)
+		}
+	}
+	if len(probeReports("loaded")) == 0 {
+		t.Errorf("the other app's page did not load in the frame")
 	}
 }
