@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -78,7 +79,7 @@ func (h *Handler) serveContext(w http.ResponseWriter, r *http.Request) error {
 	}
 	var app *AppConfig
 	if id := queryValue(r.URL.RawQuery, "app"); id != "" {
-		p, ok := h.apps[id]
+		p, ok := h.lookupApp(id)
 		if !ok {
 			return writeJSONError(w, http.StatusBadRequest, "no such app")
 		}
@@ -168,7 +169,11 @@ func (h *Handler) contextToken(who agent, app *AppConfig, account int64, msg *ap
 	claims := newAgentClaims(who.profile, account, role, app.id, time.Now())
 	claims.Conversation = msg.Data.Conversation.ID
 	claims.Contact = msg.Data.Contact.ID
-	return sign(h.apps[app.id].signer, claims)
+	p, ok := h.lookupApp(app.id)
+	if !ok {
+		return "", errors.New("app " + app.id + " is gone")
+	}
+	return sign(p.signer, claims)
 }
 
 // fetchContext builds the conversation's context from the helpdesk's API

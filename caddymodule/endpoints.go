@@ -114,14 +114,16 @@ func (h *Handler) serveApps(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.helpdeskFailed(w, err, "listing the agent's apps")
 	}
-	list := make([]appEntry, 0, len(h.registry.ordered))
-	for _, a := range h.registry.ordered {
+	ordered := h.tabOrder()
+	list := make([]appEntry, 0, len(ordered))
+	for _, p := range ordered {
+		a := p.app
 		if !who.mayUseIn(a, account) || (hasInbox && !a.inInbox(int(inbox))) {
 			continue
 		}
-		url := h.apps[a.id].entryURL()
+		url := p.entryURL()
 		if h.AppDomain != "" {
-			url = h.appOrigin(a.id, r) + h.apps[a.id].entryPath()
+			url = h.appOrigin(a.id, r) + p.entryPath()
 		}
 		list = append(list, appEntry{ID: a.id, Name: a.Name, URL: url,
 			Position: a.Position, MessageFormat: a.format(), Inboxes: a.Inboxes})

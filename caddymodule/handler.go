@@ -89,7 +89,8 @@ type Handler struct {
 	sessionLifetime   time.Duration
 	sessions          *sessionStore
 	registry          *App
-	apps              map[string]*appProxy
+	apps              map[string]*appProxy // by id
+	ordered           []*appProxy          // in tab order
 	state             *sharedState
 	ttl               time.Duration
 	helpdesk          *helpdeskClient
@@ -180,12 +181,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.state, h.ttl = h.registry.state, h.registry.ttl()
 	h.apps = make(map[string]*appProxy, len(h.registry.ordered))
+	h.ordered = make([]*appProxy, 0, len(h.registry.ordered))
 	for _, app := range h.registry.ordered {
 		p, err := h.newAppProxy(ctx, app)
 		if err != nil {
 			return fmt.Errorf("dashboard_apps: app %q: %v", app.id, err)
 		}
 		h.apps[app.id] = p
+		h.ordered = append(h.ordered, p)
 	}
 	h.assets = loadAssets()
 	cfg, _ := json.Marshal(map[string]string{ // json.Marshal escapes <, > and &: safe inside <script>
@@ -396,7 +399,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // serveApp serves rest, the escaped path after the prefix: "<id>/...".
 func (h *Handler) serveApp(w http.ResponseWriter, r *http.Request, rest string) error {
 	id, sub, hasSlash := strings.Cut(rest, "/")
-	p, ok := h.apps[id]
+	p, ok := h.lookupApp(id)
 	if !ok {
 		return writePage(w, http.StatusNotFound, "No such app", "There is no dashboard app at this address. It may have been removed by an administrator.")
 	}
@@ -417,6 +420,18 @@ func (h *Handler) serveApp(w http.ResponseWriter, r *http.Request, rest string) 
 		return nil
 	}
 	return p.serve(w, r, sub, who)
+}
+
+// lookupApp returns the proxy of app id: the one place that says which
+// apps there are, for the proxy, the endpoints and origin mode.
+func (h *Handler) lookupApp(id string) (*appProxy, bool) {
+	p, ok := h.apps[id]
+	return p, ok
+}
+
+// tabOrder returns every app, in tab order.
+func (h *Handler) tabOrder() []*appProxy {
+	return h.ordered
 }
 
 // Interface guards.

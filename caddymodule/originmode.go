@@ -134,7 +134,7 @@ func (h *Handler) sentByAppOrigin(r *http.Request) bool {
 
 // serveAppOrigin serves a request on app id's own origin.
 func (h *Handler) serveAppOrigin(w http.ResponseWriter, r *http.Request, id string) error {
-	p, ok := h.apps[id]
+	p, ok := h.lookupApp(id)
 	if !ok {
 		return writePage(w, http.StatusNotFound, "No such app", "There is no dashboard app at this address. It may have been removed by an administrator.")
 	}
@@ -266,7 +266,7 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || len(body) > maxSessionBody || json.Unmarshal(body, &req) != nil {
 		return writeJSONError(w, http.StatusBadRequest, `the body must be JSON such as {"app": "orders"}`)
 	}
-	p, ok := h.apps[req.App]
+	p, ok := h.lookupApp(req.App)
 	if !ok {
 		return writeJSONError(w, http.StatusBadRequest, "app "+strconv.Quote(req.App)+": no such app")
 	}
