@@ -100,7 +100,11 @@ report('cookies', document.cookie);
 let parentDOM;
 try { parentDOM = 'reached: ' + parent.document.title; } catch (e) { parentDOM = 'blocked'; }
 report('parentDOM', parentDOM);
-fetch(helpdesk + '/api/v1/profile', {credentials: 'include'}).then((r) => r.text()).then((t) => report('api', t), (e) => report('api', 'blocked'));
+fetch(helpdesk + '/api/v1/profile', {credentials: 'include'}).then((r) => r.text()).then((t) => report('api', t), (e) => report('api', 'blocked')).then(() => {
+  // Then shadow the helpdesk's session cookie on its API's path.
+  document.cookie = 'hd_session=evil; path=/api/';
+  report('shadowed', document.cookie);
+});
 fetch(helpdesk + '/app/post-probe', {method: 'POST', credentials: 'include', mode: 'no-cors', body: 'x'}).then(() => report('post', 'sent'), () => report('post', 'failed'));
 parent.postMessage({event: 'fetch-info'}, '*');
 parent.postMessage('chatwoot-dashboard-app:fetch-info', '*');
@@ -508,6 +512,12 @@ func TestBrowserOriginMode(t *testing.T) {
 	if n := helpdeskPostProbes.Load() - posts; n != 0 {
 		t.Errorf("the app's credentialed POST reached the helpdesk %d times", n)
 	}
+	// Its attempt to shadow the helpdesk's session cookie on the API's path
+	// stayed on its own origin: the helpdesk's own calls still work.
+	waitReport("shadowed", "")
+	if got := eval[float64](t, ctx, `fetch('/api/v1/profile', {credentials: 'include'}).then((r) => r.status)`); got != 200 {
+		t.Errorf("the helpdesk page's API call after the app tried to shadow its cookie: %v", got)
+	}
 	// The app's page was opened without the ticket, which it never saw.
 	if got := waitReport("loaded", probeAppOrigin); got != `"`+probeAppOrigin+`/"` {
 		t.Errorf("the app's page: %s", got)
@@ -565,6 +575,10 @@ func TestBrowserPathModeTrustsAppScripts(t *testing.T) {
 	wait("post")
 	if helpdeskPostProbes.Load() == posts {
 		t.Errorf("path mode: the app's credentialed POST did not reach the helpdesk")
+	}
+	wait("shadowed")
+	if got := eval[float64](t, ctx, `fetch('/api/v1/profile', {credentials: 'include'}).then((r) => r.status)`); got != 401 {
+		t.Errorf("path mode: the app's script did not shadow the helpdesk's session cookie (the helpdesk's own call got %v)", got)
 	}
 }
 
