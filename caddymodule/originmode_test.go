@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -607,5 +608,42 @@ func TestBrowserFrameShowingAnotherAppGetsNothing(t *testing.T) {
 	}
 	if len(probeReports("loaded")) == 0 {
 		t.Errorf("the other app's page did not load in the frame")
+	}
+}
+
+// TestOriginModePassesWebSockets: an upgrade on an app's origin needs the
+// session like any request, and then passes through.
+func TestOriginModePassesWebSockets(t *testing.T) {
+	newGateway(t)
+	session := enter(t, openTicket(t, "orders", "/").URL)
+	upgrade := func(cookie string) (*http.Response, *bufio.Reader, net.Conn) {
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:9080", 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: orders.helpdesk.localhost:9080\r\nCookie: %s\r\nOrigin: http://orders.helpdesk.localhost:9080\r\n"+
+			"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", cookie)
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, br, conn
+	}
+	resp, _, conn := upgrade(agentCookie) // the helpdesk's cookie is no key to an app origin
+	conn.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("upgrade without a session: %d", resp.StatusCode)
+	}
+	resp, br, conn := upgrade(session.Name + "=" + session.Value)
+	defer conn.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade with the session: %d", resp.StatusCode)
+	}
+	io.WriteString(conn, "ping over the tunnel")
+	buf := make([]byte, len("ping over the tunnel"))
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping over the tunnel" {
+		t.Errorf("echo through the upgraded connection: %q %v", buf, err)
 	}
 }
