@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"net/url"
@@ -121,8 +122,7 @@ func (h *Handler) sentByAppOrigin(r *http.Request) bool {
 	if !sameSite && (origin == "" || origin == "null") {
 		return false
 	}
-	if r.Header.Get("Sec-Fetch-Mode") == "navigate" && r.Header.Get("Sec-Fetch-Dest") == "document" &&
-		(r.Method == http.MethodGet || r.Method == http.MethodHead) {
+	if isSafeTopLevelNavigation(r) {
 		return false
 	}
 	if origin != "" && origin != "null" {
@@ -132,14 +132,51 @@ func (h *Handler) sentByAppOrigin(r *http.Request) bool {
 	return ref == "" || h.isAppOrigin(ref)
 }
 
+// sentByOtherApp reports whether a request on app id's origin was sent by
+// another app origin's page: apps share the site, so app id's SameSite
+// session cookie rides along on it, and one app could act on another as
+// the agent. Safe top-level navigations are let through. (A request whose
+// sender withheld its Referer cannot be told from the helpdesk page's own,
+// which frames the app: it is let through.)
+func (h *Handler) sentByOtherApp(r *http.Request, id string) bool {
+	if isSafeTopLevelNavigation(r) {
+		return false
+	}
+	from := r.Header.Get("Origin")
+	if from == "" || from == "null" {
+		if r.Header.Get("Sec-Fetch-Site") != "same-site" {
+			return false
+		}
+		from = r.Header.Get("Referer")
+	}
+	u, err := url.Parse(from)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	other, ok := h.appHostID(u.Host)
+	return ok && other != id
+}
+
+func isSafeTopLevelNavigation(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Mode") == "navigate" && r.Header.Get("Sec-Fetch-Dest") == "document" &&
+		(r.Method == http.MethodGet || r.Method == http.MethodHead)
+}
+
 // serveAppOrigin serves a request on app id's own origin.
 func (h *Handler) serveAppOrigin(w http.ResponseWriter, r *http.Request, id string) error {
 	p, ok := h.lookupApp(id)
 	if !ok {
 		return writePage(w, http.StatusNotFound, "No such app", "There is no dashboard app at this address. It may have been removed by an administrator.")
 	}
-	if r.URL.Path == enterPath {
-		return h.serveEnter(w, r, p)
+	if strings.HasPrefix(r.URL.Path, ownPrefix) {
+		// The gateway's on every app origin; never the app's.
+		if r.URL.Path == enterPath {
+			return h.serveEnter(w, r, p)
+		}
+		return writePage(w, http.StatusNotFound, "Not found", "There is nothing here.")
+	}
+	if h.sentByOtherApp(r, id) {
+		return writePage(w, http.StatusForbidden, "Refused", "An app may not send requests to another app.")
 	}
 	var who agent
 	if !p.app.Public {
@@ -158,12 +195,19 @@ func (h *Handler) serveAppOrigin(w http.ResponseWriter, r *http.Request, id stri
 
 // sessionAgent returns the agent of the request's live session for app.
 func (h *Handler) sessionAgent(r *http.Request, app *AppConfig) (agent, bool) {
-	secret := cookieValue(r.Header["Cookie"], sessionCookieName(r))
-	if secret == "" {
-		return agent{}, false
+	// Every cookie of that name is tried: another app's script may have
+	// tossed one of the same name onto the parent domain (on http, where
+	// the __Host- prefix is not to be had), which the browser sends first.
+	var sess appSession
+	var secret string
+	ok := false
+	for v := range cookieValues(r.Header["Cookie"], sessionCookieName(r)) {
+		if sess, ok = h.sessions.lookup(r.Context(), app.id, v); ok && sess.Agent != nil {
+			secret = v
+			break
+		}
 	}
-	sess, ok := h.sessions.lookup(r.Context(), app.id, secret)
-	if !ok || sess.Agent == nil {
+	if secret == "" {
 		return agent{}, false
 	}
 	// What is cached on the agent's behalf (identity assertions) is keyed
@@ -175,20 +219,20 @@ func (h *Handler) sessionAgent(r *http.Request, app *AppConfig) (agent, bool) {
 	return agent{key: credentialKey(sha256.Sum256(buf[:n])), profile: sess.Agent}, true
 }
 
-// cookieValue is the value of the first cookie named name in the Cookie
-// header lines, without parsing the others.
-func cookieValue(lines []string, name string) string {
-	for _, line := range lines {
-		for line != "" {
-			var pair string
-			pair, line, _ = strings.Cut(line, ";")
-			k, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
-			if k == name {
-				return v
+// cookieValues iterates over the values of the cookies named name in the
+// Cookie header lines, without parsing the others.
+func cookieValues(lines []string, name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, line := range lines {
+			for line != "" {
+				var pair string
+				pair, line, _ = strings.Cut(line, ";")
+				if k, v, _ := strings.Cut(strings.TrimSpace(pair), "="); k == name && !yield(v) {
+					return
+				}
 			}
 		}
 	}
-	return ""
 }
 
 // serveEnter spends a ticket on app p's origin: it starts the session,

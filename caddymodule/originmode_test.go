@@ -647,3 +647,40 @@ func TestOriginModePassesWebSockets(t *testing.T) {
 		t.Errorf("echo through the upgraded connection: %q %v", buf, err)
 	}
 }
+
+// TestOriginModeAppsCannotActOnEachOther: apps share the site, so an app's
+// session cookie rides along on requests another app's pages send it; the
+// gateway refuses them, and a cookie of the session's name tossed onto the
+// parent domain by another app does not lock an app out.
+func TestOriginModeAppsCannotActOnEachOther(t *testing.T) {
+	newGateway(t)
+	session := enter(t, openTicket(t, "probe", "/").URL)
+	cookie := session.Name + "=" + session.Value
+	for _, tc := range []struct {
+		name   string
+		method string
+		header []string
+		want   int
+	}{
+		{"fetch from another app", "POST", []string{"Origin", "http://orders.helpdesk.localhost:9080", "Sec-Fetch-Site", "same-site"}, 403},
+		{"no-cors from another app's page", "GET", []string{"Sec-Fetch-Site", "same-site", "Sec-Fetch-Mode", "no-cors", "Referer", "http://orders.helpdesk.localhost:9080/x"}, 403},
+		{"the app's own page", "POST", []string{"Origin", probeAppOrigin, "Sec-Fetch-Site", "same-origin"}, 200},
+		{"the helpdesk page framing it", "GET", []string{"Sec-Fetch-Site", "same-site", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "iframe", "Referer", originHelpdesk + "/app/accounts/1/conversations/123"}, 200},
+		{"a link from another app, at the top", "GET", []string{"Sec-Fetch-Site", "same-site", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document", "Referer", "http://orders.helpdesk.localhost:9080/"}, 200},
+		{"a tossed cookie of the session's name first", "GET", []string{"Cookie", sessionCookieHTTP + "=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, 200},
+	} {
+		header := append([]string{"Cookie", cookie}, tc.header...)
+		if len(tc.header) > 0 && tc.header[0] == "Cookie" {
+			header = []string{"Cookie", tc.header[1] + "; " + cookie}
+		}
+		resp, body := originDo(t, tc.method, probeAppOrigin+"/echo", nil, header...)
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %d %.100s, want %d", tc.name, resp.StatusCode, body, tc.want)
+		}
+	}
+	// The gateway's paths on an app origin are never the app's.
+	before := len(probeLog.matching("/_dashboard_apps"))
+	if resp, _ := originDo(t, "GET", probeAppOrigin+"/_dashboard_apps/apps?account=1", nil, "Cookie", cookie); resp.StatusCode != 404 || len(probeLog.matching("/_dashboard_apps")) != before {
+		t.Errorf("/_dashboard_apps/ on an app origin: %d, or it reached the app", resp.StatusCode)
+	}
+}
