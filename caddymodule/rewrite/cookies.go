@@ -51,34 +51,50 @@ func ScopeSetCookie(v string, m *Mapper, doc *url.URL, appID string) (string, bo
 	if !validAppID(appID) {
 		return "", false
 	}
-	pair, attrs, _ := strings.Cut(v, ";")
-	rawName, value, ok := strings.Cut(pair, "=")
-	name := cookieTrim(rawName)
-	if !ok || !validCookieName(name) {
+	c, ok := parseSetCookie(v, doc)
+	if !ok {
 		return "", false
 	}
-	a := parseCookieAttrs(attrs)
-	upstreamPath := a.path
-	if !a.hasPath {
-		upstreamPath = defaultCookiePath(doc)
-	}
-	if !cookiePrefixRulesHold(name, a, upstreamPath) {
-		return "", false
-	}
-	path := cookieProxiedPath(m, upstreamPath)
+	path := cookieProxiedPath(m, c.upstreamPath)
 
 	var b strings.Builder
-	b.Grow(len(CookiePrefix) + len(appID) + 1 + len(v) - len(rawName) + len("; Path=") + len(path))
+	b.Grow(len(CookiePrefix) + len(appID) + 1 + len(v) - len(c.rawName) + len("; Path=") + len(path))
 	b.WriteString(CookiePrefix)
 	b.WriteString(appID)
 	b.WriteByte('_')
-	b.WriteString(name)
+	b.WriteString(c.name)
 	b.WriteByte('=')
-	b.WriteString(value)
-	writeKeptCookieAttrs(&b, attrs)
+	b.WriteString(c.value)
+	writeKeptCookieAttrs(&b, c.attrs)
 	b.WriteString("; Path=")
 	b.WriteString(path)
 	return b.String(), true
+}
+
+// setCookie is a Set-Cookie value as the browser reads it.
+type setCookie struct {
+	rawName, name, value, attrs string
+	a                           cookieAttrs
+	upstreamPath                string // the path it applies to upstream: its Path, or the default path
+}
+
+// parseSetCookie reads a Set-Cookie value from the app as the browser does
+// (RFC 6265 section 5.2), for the request whose upstream URL is doc. ok is
+// false for one the browser would ignore or refuse from the app directly:
+// a pair without "=" or with an empty name, a name with control
+// characters, a cookie that breaks its name prefix's rules.
+func parseSetCookie(v string, doc *url.URL) (c setCookie, ok bool) {
+	pair, attrs, _ := strings.Cut(v, ";")
+	rawName, value, ok := strings.Cut(pair, "=")
+	c = setCookie{rawName: rawName, name: cookieTrim(rawName), value: value, attrs: attrs, a: parseCookieAttrs(attrs)}
+	if !ok || !validCookieName(c.name) {
+		return c, false
+	}
+	c.upstreamPath = c.a.path
+	if !c.a.hasPath {
+		c.upstreamPath = defaultCookiePath(doc)
+	}
+	return c, cookiePrefixRulesHold(c.name, c.a, c.upstreamPath)
 }
 
 // writeKeptCookieAttrs copies every attribute but Path and Domain, each
@@ -100,6 +116,7 @@ func writeKeptCookieAttrs(b *strings.Builder, attrs string) {
 type cookieAttrs struct {
 	secure, httpOnly bool
 	domain           bool   // a non-empty Domain: not a host-only cookie
+	domainAttr       bool   // some Domain attribute, honoured or not
 	hasPath          bool   // a Path the browser would honour
 	path             string // the last such Path
 	pathAttr         bool   // some Path attribute, honoured or not
@@ -117,12 +134,14 @@ func parseCookieAttrs(attrs string) cookieAttrs {
 			a.secure = true
 		case foldEq(name, "httponly"):
 			a.httpOnly = true
-		case len(value) > 1024:
-			// RFC 6265bis 5.6: such a Domain or Path is ignored entirely.
 		case foldEq(name, "domain"):
-			if value != "" && value != "." {
+			a.domainAttr = true
+			// RFC 6265bis 5.6: a Domain over 1024 bytes is ignored entirely.
+			if value != "" && value != "." && len(value) <= 1024 {
 				a.domain = true
 			}
+		case len(value) > 1024:
+			// RFC 6265bis 5.6: such a Path is ignored entirely.
 		case foldEq(name, "path"):
 			a.pathAttr = true
 			if value != "" && value[0] == '/' {

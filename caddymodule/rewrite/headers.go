@@ -36,31 +36,57 @@ import (
 // key (a hand-built http.Header, a careless middleware) is not missed: the
 // browser reads header names case-insensitively, and so must we.
 func RewriteResponseHeaders(h http.Header, m *Mapper, doc *url.URL, appID string) {
+	rewriteAppHeaders(h, m, doc, "'self'", func(v string) (string, bool) { return ScopeSetCookie(v, m, doc, appID) },
+		func(k, ck string, _ []string) bool {
+			switch ck {
+			case "Strict-Transport-Security", "Clear-Site-Data", "Service-Worker-Allowed",
+				"Set-Login", "Sec-Session-Registration", "Accept-Ch", "Critical-Ch",
+				"Observe-Browsing-Topics", "Nel", "Report-To", "Origin-Agent-Cluster",
+				"Alt-Svc", "Expect-Ct", "Public-Key-Pins", "Public-Key-Pins-Report-Only":
+				delete(h, k)
+				return true
+			}
+			return false
+		})
+}
+
+// rewriteAppHeaders is the walk over an app's response headers that both
+// modes share: special sees every header first and reports whether it took
+// care of it; the rest get the shared rules. X-Frame-Options is removed
+// (the frame-ancestors below say who may frame the app; XFO would veto
+// it), every frame-ancestors becomes ancestors, and one is added when no
+// enforced policy has one; Set-Cookie2, obsolete and impossible to scope,
+// is dropped; each Set-Cookie goes through cookie (false: dropped);
+// Location, Content-Location, Refresh and Link are mapped by m.
+func rewriteAppHeaders(h http.Header, m *Mapper, doc *url.URL, ancestors string, cookie func(string) (string, bool), special func(k, ck string, vs []string) bool) {
 	if h == nil {
 		return // no response to write a policy into
 	}
 	framingPolicy := false
 	for k, vs := range h {
-		switch ck := textproto.CanonicalMIMEHeaderKey(k); ck {
-		case "X-Frame-Options":
-			// frame-ancestors 'self' below is what allows the helpdesk to
-			// frame the app; XFO would veto it.
-			delete(h, k)
-		case "Strict-Transport-Security", "Clear-Site-Data", "Service-Worker-Allowed",
-			"Set-Login", "Sec-Session-Registration", "Accept-Ch", "Critical-Ch",
-			"Observe-Browsing-Topics", "Nel", "Report-To", "Origin-Agent-Cluster",
-			"Alt-Svc", "Expect-Ct", "Public-Key-Pins", "Public-Key-Pins-Report-Only",
-			"Set-Cookie2":
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if special(k, ck, vs) {
+			continue
+		}
+		switch ck {
+		case "X-Frame-Options", "Set-Cookie2":
 			delete(h, k)
 		case "Content-Security-Policy", "Content-Security-Policy-Report-Only",
 			"X-Content-Security-Policy", "X-Webkit-Csp":
 			for i, v := range vs {
-				r, found := rewriteCSP(v)
+				r, found := setFrameAncestors(v, ancestors)
 				vs[i] = r
 				framingPolicy = framingPolicy || found && ck == "Content-Security-Policy"
 			}
 		case "Set-Cookie":
-			if kept := scopeSetCookies(vs, m, doc, appID); len(kept) > 0 {
+			kept := vs[:0] // filtered in place: the common case allocates only rewritten values
+			for _, v := range vs {
+				if s, ok := cookie(v); ok {
+					kept = append(kept, s)
+				}
+			}
+			clear(vs[len(kept):]) // no stale copies of dropped cookies left in the backing array
+			if len(kept) > 0 {
 				h[k] = kept
 			} else {
 				delete(h, k)
@@ -82,25 +108,11 @@ func RewriteResponseHeaders(h http.Header, m *Mapper, doc *url.URL, appID string
 		}
 	}
 	if !framingPolicy {
-		// The app's pages now live on the helpdesk's origin, where the
-		// agent is signed in: whether or not the app asked (with
-		// X-Frame-Options, or not at all), only the helpdesk may frame
-		// them, or another site could overlay one and steal clicks.
-		h.Add("Content-Security-Policy", "frame-ancestors 'self'")
+		// Whether or not the app asked (with X-Frame-Options, or not at
+		// all), only the helpdesk may frame it: the agent is signed in
+		// there, and another site could overlay the app and steal clicks.
+		h.Add("Content-Security-Policy", "frame-ancestors "+ancestors)
 	}
-}
-
-// scopeSetCookies filters vs in place, so the common case allocates only the
-// rewritten values.
-func scopeSetCookies(vs []string, m *Mapper, doc *url.URL, appID string) []string {
-	kept := vs[:0]
-	for _, v := range vs {
-		if s, ok := ScopeSetCookie(v, m, doc, appID); ok {
-			kept = append(kept, s)
-		}
-	}
-	clear(vs[len(kept):]) // no stale copies of unscoped cookies left in the backing array
-	return kept
 }
 
 // MapLocation rewrites a Location or Content-Location value: a redirect to

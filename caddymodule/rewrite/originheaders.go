@@ -2,7 +2,6 @@ package rewrite
 
 import (
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
 )
@@ -33,58 +32,22 @@ import (
 //     "executionContexts"; "cookies" and "*" would clear the cookies of the
 //     whole registrable domain, the agent's helpdesk session among them.
 func RewriteOriginResponseHeaders(h http.Header, m *Mapper, doc *url.URL, ancestors string, reserved []string) {
-	framingPolicy := false
-	for k, vs := range h {
-		switch ck := textproto.CanonicalMIMEHeaderKey(k); ck {
-		case "X-Frame-Options":
-			delete(h, k) // the frame-ancestors below say who may frame the app
-		case "Strict-Transport-Security", "Set-Cookie2":
-			delete(h, k)
-		case "Clear-Site-Data":
-			if kept := originClearSiteData(vs); kept != "" {
-				h[k] = []string{kept}
-			} else {
+	rewriteAppHeaders(h, m, doc, ancestors, func(v string) (string, bool) { return HostOnlySetCookie(v, doc, reserved) },
+		func(k, ck string, vs []string) bool {
+			switch ck {
+			case "Strict-Transport-Security":
 				delete(h, k)
-			}
-		case "Content-Security-Policy", "Content-Security-Policy-Report-Only",
-			"X-Content-Security-Policy", "X-Webkit-Csp":
-			for i, v := range vs {
-				r, found := setFrameAncestors(v, ancestors)
-				vs[i] = r
-				framingPolicy = framingPolicy || found && ck == "Content-Security-Policy"
-			}
-		case "Set-Cookie":
-			kept := vs[:0]
-			for _, v := range vs {
-				if s, ok := HostOnlySetCookie(v, doc, reserved); ok {
-					kept = append(kept, s)
+			case "Clear-Site-Data":
+				if kept := originClearSiteData(vs); kept != "" {
+					h[k] = []string{kept}
+				} else {
+					delete(h, k)
 				}
+			default:
+				return false
 			}
-			clear(vs[len(kept):])
-			if len(kept) > 0 {
-				h[k] = kept
-			} else {
-				delete(h, k)
-			}
-		case "Location", "Content-Location":
-			for i, v := range vs {
-				vs[i] = MapLocation(v, m, doc)
-			}
-		case "Refresh":
-			for i, v := range vs {
-				if r, ok := MapRefresh(v, m, doc); ok {
-					vs[i] = r
-				}
-			}
-		case "Link":
-			for i, v := range vs {
-				vs[i] = MapLink(v, m, doc)
-			}
-		}
-	}
-	if !framingPolicy {
-		h.Add("Content-Security-Policy", "frame-ancestors "+ancestors)
-	}
+			return true
+		})
 }
 
 // HostOnlySetCookie rewrites one Set-Cookie value from an app on its own
@@ -93,32 +56,23 @@ func RewriteOriginResponseHeaders(h http.Header, m *Mapper, doc *url.URL, ancest
 // one of reserved (compared case-insensitively, as the __Host- prefix is),
 // or a cookie that breaks its name prefix's rules as sent.
 func HostOnlySetCookie(v string, doc *url.URL, reserved []string) (string, bool) {
-	pair, attrs, _ := strings.Cut(v, ";")
-	rawName, _, ok := strings.Cut(pair, "=")
-	name := cookieTrim(rawName)
-	if !ok || !validCookieName(name) {
+	c, ok := parseSetCookie(v, doc)
+	if !ok {
 		return "", false
 	}
 	for _, r := range reserved {
-		if foldEq(name, strings.ToLower(r)) {
+		if foldEq(c.name, strings.ToLower(r)) {
 			return "", false
 		}
 	}
-	a := parseCookieAttrs(attrs)
-	upstreamPath := a.path
-	if !a.hasPath {
-		upstreamPath = defaultCookiePath(doc)
-	}
-	if !cookiePrefixRulesHold(name, a, upstreamPath) {
-		return "", false
-	}
-	if !hasDomainAttr(attrs) {
+	if !c.a.domainAttr {
 		return v, true
 	}
+	pair, _, _ := strings.Cut(v, ";")
 	var b strings.Builder
 	b.Grow(len(v))
 	b.WriteString(pair)
-	for attr := range strings.SplitSeq(attrs, ";") {
+	for attr := range strings.SplitSeq(c.attrs, ";") {
 		if n, _ := cookieAttr(attr); foldEq(n, "domain") {
 			continue
 		}
@@ -126,15 +80,6 @@ func HostOnlySetCookie(v string, doc *url.URL, reserved []string) (string, bool)
 		b.WriteString(attr)
 	}
 	return b.String(), true
-}
-
-func hasDomainAttr(attrs string) bool {
-	for attr := range strings.SplitSeq(attrs, ";") {
-		if n, _ := cookieAttr(attr); foldEq(n, "domain") {
-			return true
-		}
-	}
-	return false
 }
 
 // originClearSiteData keeps the Clear-Site-Data types that act on the
