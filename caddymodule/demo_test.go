@@ -83,6 +83,15 @@ func TestBrowserDemo(t *testing.T) {
 		t.Errorf("the CRM tab does not show Liam: %v", err)
 	}
 
+	// Notes: its script reads its CSRF cookie by name and calls its
+	// root-relative API with it, on its own origin, untouched.
+	eval[any](t, ctx, `(document.getElementById('da-tab-notes').click(), 1)`)
+	notes := "http://notes.helpdesk.localhost:8080"
+	if err := waitOriginFrame(ctx, notes, `document.querySelector('#cookie.ok') && document.querySelector('#api.ok') && !document.getElementById('form').hidden`, 10*time.Second); err != nil {
+		t.Errorf("the Notes app's script does not work in its tab: %v", err)
+	}
+	screenshot(t, ctx, "demo-notes")
+
 	// Account 2 has the Billing app; account 1 does not.
 	if eval[bool](t, ctx, `!!document.getElementById('da-tab-billing') && !document.getElementById('da-tab-billing').hidden`) {
 		t.Errorf("Billing shows in account 1")
