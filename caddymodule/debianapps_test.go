@@ -1,0 +1,447 @@
+package caddymodule
+
+// Real third-party web apps, installed from Debian's packages, behind the
+// gateway in Chromium: in origin mode (each app on its own origin, nothing
+// but its URL registered) and in path mode (under /dashboard-apps/<id>/ on
+// the helpdesk's origin), where what breaks today is named, not failed.
+//
+// Each app runs on 127.0.0.1 only, with its data in the test's temporary
+// directory, and is stopped by the test. Without its package the test is
+// skipped, except in CI (CI=true), where .ci/run installs it.
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// requireDebianPackage skips the test unless pkg's files are installed;
+// in CI a missing package fails it.
+func requireDebianPackage(t *testing.T, pkg string, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is required in CI (apt-get install -y %s): %v", f, pkg, err)
+			}
+			t.Skipf("Debian app test skipped: %s missing (apt-get install -y %s)", f, pkg)
+		}
+	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// lockedBuffer collects a daemon's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startDaemon runs an app's server in its own process group until the test
+// ends, then stops the group (SIGTERM, then SIGKILL). Its output is logged
+// when the test fails.
+func startDaemon(t *testing.T, env []string, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(name), tail(out.String(), 4000))
+		}
+	})
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// waitHTTP waits until url answers with any HTTP status.
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer: %v", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// registerDebianApp adds the app to the shared config through Caddy's admin
+// API, with nothing but its name and URL, first in the tab order; the
+// shared config is loaded again when the test ends.
+func registerDebianApp(t *testing.T, id, name, appURL string, extra ...any) {
+	t.Helper()
+	cfg := map[string]any{"name": name, "url": appURL, "position": -10}
+	for i := 0; i+1 < len(extra); i += 2 {
+		cfg[extra[i].(string)] = extra[i+1]
+	}
+	body, _ := json.Marshal(cfg)
+	if status, msg := adminDo(t, "PUT", "/config/apps/dashboard_apps/apps/"+id, string(body)); status != 200 {
+		t.Fatalf("registering %s: %d %s", id, status, msg)
+	}
+	t.Cleanup(func() { restoreGateway(t) })
+}
+
+// openAppTab signs agent 7 in on the helpdesk at base (gatewayBase: path
+// mode; originHelpdesk: origin mode), opens conversation 123 and selects
+// app id's tab.
+func openAppTab(t *testing.T, ctx context.Context, base, id string) {
+	t.Helper()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/app/login?as=agent-7"),
+		chromedp.Navigate(base+"/app/accounts/1/conversations/123"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	tab := `document.getElementById('da-tab-` + id + `')`
+	if err := waitFor(ctx, `!!`+tab, 15*time.Second); err != nil {
+		t.Fatalf("no tab for %s: %v", id, err)
+	}
+	eval[any](t, ctx, `(`+tab+`.click(), 1)`)
+}
+
+// appFrame evaluates JavaScript inside the frame of app id, on whatever
+// origin it is: Chromium keeps a frame of the same site (the helpdesk's
+// *.localhost subdomains and localhost alike) in the page's process, and
+// chromedp knows the execution context of each of the page's frames, so
+// the expression runs in the app's own realm with the app's globals.
+type appFrame struct {
+	t   *testing.T
+	ctx context.Context
+	id  string
+}
+
+// poll waits until expr is truthy in the app's frame and returns its value.
+// A poll that meets a navigation of the frame starts again.
+func appPoll[T any](f appFrame, expr string, timeout time.Duration) (T, error) {
+	var zero T
+	deadline := time.Now().Add(timeout)
+	sel := `#dashboard-apps iframe[data-app-id="` + f.id + `"]`
+	for {
+		nodes, err := chromedp.Run(f.ctx, chromedp.Nodes(chromedp.CSS(sel), chromedp.AtLeast(0)))
+		if err == nil && len(nodes) == 0 {
+			err = fmt.Errorf("no frame %s", sel)
+		}
+		if err == nil {
+			var v T
+			left := time.Until(deadline)
+			if left <= 0 {
+				left = time.Millisecond
+			}
+			v, err = chromedp.Run(f.ctx, chromedp.Poll[T](expr, chromedp.WithPollingInFrame(nodes[0]),
+				chromedp.WithPollingTimeout(min(left, 2*time.Second)), chromedp.WithPollingInterval(100*time.Millisecond)))
+			if err == nil {
+				return v, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return zero, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// wait fails the test unless expr becomes truthy in the frame in time.
+func (f appFrame) wait(what, expr string, timeout time.Duration) bool {
+	f.t.Helper()
+	if _, err := appPoll[any](f, expr, timeout); err != nil {
+		state, _ := appPoll[any](f, `({href: location.href, title: document.title, text: document.body?.innerText.slice(0, 300)})`, time.Second)
+		f.t.Errorf("%s: %s: not so within %v (%v); the frame: %v", f.id, what, timeout, err, state)
+		return false
+	}
+	return true
+}
+
+// value returns expr's value in the frame, whatever it is.
+func frameValue[T any](f appFrame, expr string) T {
+	f.t.Helper()
+	v, err := appPoll[struct{ V T }](f, `({V: (`+expr+`)})`, 5*time.Second)
+	if err != nil {
+		f.t.Fatalf("%s: evaluating %s: %v", f.id, expr, err)
+	}
+	return v.V
+}
+
+// debianApp is one app under test: how to start it, and what it must do
+// in its frame.
+type debianApp struct {
+	id, name string
+	// start checks that the package is installed, starts the app and
+	// returns its entry URL, as an operator would register it.
+	start func(t *testing.T) string
+}
+
+// appRun is an app opened in its tab: its frame, the requests of the
+// page and its frames, and the URL it was registered with.
+type appRun struct {
+	appFrame
+	net *netRecorder
+	url string
+}
+
+// openDebianApp starts app, registers it with nothing but its name and URL
+// (plus extra fields, if any) and opens its tab on the helpdesk at base.
+func openDebianApp(t *testing.T, app debianApp, base string, extra ...any) appRun {
+	t.Helper()
+	newGateway(t)
+	ctx := newBrowser(t)
+	rec := recordNetwork(t, ctx)
+	appURL := app.start(t)
+	registerDebianApp(t, app.id, app.name, appURL, extra...)
+	openAppTab(t, ctx, base, app.id)
+	return appRun{appFrame: appFrame{t: t, ctx: ctx, id: app.id}, net: rec, url: appURL}
+}
+
+// netEntry is one request the browser sent, and how it ended.
+type netEntry struct {
+	Method, URL, Type string
+	Status            int64
+	Failed            string
+	Frame             string
+}
+
+func (e *netEntry) String() string {
+	end := fmt.Sprint(e.Status)
+	if e.Failed != "" {
+		end = e.Failed
+	}
+	return fmt.Sprintf("%s %s (%s) -> %s", e.Method, e.URL, e.Type, end)
+}
+
+// netRecorder keeps every request of the tab, its frames' included.
+type netRecorder struct {
+	mu      sync.Mutex
+	entries []*netEntry
+	byID    map[network.RequestID]*netEntry
+}
+
+func recordNetwork(t *testing.T, ctx context.Context) *netRecorder {
+	t.Helper()
+	r := &netRecorder{byID: map[network.RequestID]*netEntry{}}
+	err := chromedp.Listen(ctx, func(ev any) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			if prev := r.byID[ev.RequestID]; prev != nil && ev.RedirectResponse != nil {
+				prev.Status = ev.RedirectResponse.Status
+			}
+			e := &netEntry{Method: ev.Request.Method, URL: ev.Request.URL, Type: string(ev.Type), Frame: string(ev.FrameID)}
+			r.byID[ev.RequestID] = e
+			r.entries = append(r.entries, e)
+		case *network.EventResponseReceived:
+			if e := r.byID[ev.RequestID]; e != nil {
+				e.Status = ev.Response.Status
+			}
+		case *network.EventLoadingFailed:
+			if e := r.byID[ev.RequestID]; e != nil {
+				e.Failed = ev.ErrorText
+				if ev.BlockedReason != "" {
+					e.Failed += " (blocked: " + string(ev.BlockedReason) + ")"
+				}
+			}
+		}
+	})
+	if err != nil { // chromedp enables the Network domain of every tab
+		t.Fatal(err)
+	}
+	return r
+}
+
+// matching returns the requests whose URL starts with prefix.
+func (r *netRecorder) matching(prefix string) []*netEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*netEntry
+	for _, e := range r.entries {
+		if strings.HasPrefix(e.URL, prefix) {
+			c := *e
+			out = append(out, &c)
+		}
+	}
+	return out
+}
+
+// failures returns the requests under prefix that failed or were answered
+// with a status of 400 or more, except those in ok.
+func (r *netRecorder) failures(prefix string, ok ...int64) []string {
+	var out []string
+	for _, e := range r.matching(prefix) {
+		if e.Failed != "" || e.Status >= 400 && !slices.Contains(ok, e.Status) {
+			out = append(out, e.String())
+		}
+	}
+	return out
+}
+
+func md5hex(s string) string { return fmt.Sprintf("%x", md5.Sum([]byte(s))) }
+
+// transmission: the daemon's web UI at /transmission/web/ calls its RPC at
+// ../rpc, above the page's directory, and answers the first call with 409
+// and an X-Transmission-Session-Id that every later call must carry.
+var transmissionApp = debianApp{id: "transmission", name: "Transmission", start: func(t *testing.T) string {
+	requireDebianPackage(t, "transmission-daemon", "/usr/bin/transmission-daemon", "/usr/share/transmission/web/index.html")
+	dir := t.TempDir()
+	port := freePort(t)
+	startDaemon(t, nil, "/usr/bin/transmission-daemon", "--foreground", "--config-dir", dir+"/config",
+		"--port", fmt.Sprint(port), "--rpc-bind-address", "127.0.0.1", "--no-auth", "--allowed", "127.0.0.1",
+		"--download-dir", dir+"/downloads", "--no-watch-dir", "--no-portmap", "--no-dht", "--no-lpd", "--no-utp",
+		"--peerport", fmt.Sprint(freePort(t)), "--bind-address-ipv4", "127.0.0.1", "--bind-address-ipv6", "::1",
+		"--no-blocklist", "--log-error")
+	u := fmt.Sprintf("http://127.0.0.1:%d/transmission/web/", port)
+	waitHTTP(t, u)
+	return u
+}}
+
+// testTorrent is the metainfo of a one-file torrent, base64-encoded as
+// torrent-add takes it; no tracker, so nothing leaves the machine.
+func testTorrent() string {
+	piece := bytes.Repeat([]byte("x"), 1000)
+	sum := sha1.Sum(piece)
+	info := fmt.Sprintf("d6:lengthi%de4:name%d:%s12:piece lengthi16384e6:pieces20:%se", len(piece), len("order-4711.pdf"), "order-4711.pdf", sum[:])
+	return base64.StdEncoding.EncodeToString([]byte("d4:info" + info + "e"))
+}
+
+// transmissionChecks: styled, scripted, the 409 session-id exchange done,
+// and the app's own RPC client adding a torrent (listed by the UI from
+// torrent-get) and reading the session's statistics.
+func transmissionChecks(t *testing.T, f appFrame) {
+	f.wait("the stylesheet applied", `getComputedStyle(document.getElementById('toolbar')).backgroundImage !== 'none'`, 5*time.Second)
+	if !f.wait("the X-Transmission-Session-Id from the 409 kept", `window.transmission && transmission.remote._token.length > 10`, 10*time.Second) {
+		return
+	}
+	frameValue[any](f, `(transmission.remote.sendRequest({method: 'torrent-add', arguments: {metainfo: '`+testTorrent()+`', paused: true}},
+		r => { window.debianAdded = r; transmission.refreshTorrents(); }), 1)`)
+	f.wait("the added torrent listed", `[...document.querySelectorAll('.torrent_name')].some(e => e.textContent === 'order-4711.pdf')`, 10*time.Second)
+	frameValue[any](f, `(transmission.remote.loadDaemonStats(r => window.debianStats = r), 1)`)
+	if stats, err := appPoll[map[string]any](f, `window.debianStats`, 5*time.Second); err != nil || stats["result"] != "success" {
+		t.Errorf("session-stats through the app's RPC client: %v %v", stats, err)
+	}
+}
+
+func TestBrowserDebianTransmissionOriginMode(t *testing.T) {
+	a := openDebianApp(t, transmissionApp, originHelpdesk)
+	origin := "http://transmission.helpdesk.localhost:9080"
+	if !a.wait("the web UI on its own origin", `location.href === '`+origin+`/transmission/web/' && typeof transmission === 'object'`, 15*time.Second) {
+		return
+	}
+	transmissionChecks(t, a.appFrame)
+	screenshot(t, a.ctx, "debian-transmission-origin")
+	// The first RPC call's 409 is the app's CSRF exchange; nothing else failed.
+	if bad := a.net.failures(origin, 409); len(bad) > 0 {
+		t.Errorf("failed requests on the app's origin: %q", bad)
+	}
+	if rpc := a.net.matching(origin + "/transmission/rpc"); len(rpc) < 3 {
+		t.Errorf("RPC calls at ../rpc: %v", rpc)
+	}
+}
+
+// TestBrowserDebianTransmissionPathMode: registered with its URL alone,
+// the web UI loads, styled and scripted, under /dashboard-apps/transmission/,
+// but its RPC at ../rpc climbs out of the app's prefix.
+func TestBrowserDebianTransmissionPathMode(t *testing.T) {
+	a := openDebianApp(t, transmissionApp, gatewayBase)
+	prefix := gatewayBase + "/dashboard-apps/transmission/"
+	if !a.wait("the web UI under the prefix, scripted", `location.href === '`+prefix+`' && typeof Transmission === 'function' && !!document.getElementById('filter-count')`, 15*time.Second) {
+		return
+	}
+	a.wait("the stylesheet applied", `getComputedStyle(document.getElementById('toolbar')).backgroundImage !== 'none'`, 5*time.Second)
+	rpcURL := frameValue[string](a.appFrame, `new URL(RPC._Root, location.href).href`)
+	_, err := appPoll[any](a.appFrame, `window.transmission && transmission.remote._token`, 5*time.Second)
+	screenshot(t, a.ctx, "debian-transmission-path")
+	if err == nil {
+		t.Logf("path mode: the RPC works at %s", rpcURL)
+		transmissionChecks(t, a.appFrame)
+		return
+	}
+	var rpc []string
+	for _, e := range a.net.matching(rpcURL) {
+		rpc = append(rpc, e.String())
+	}
+	dialog := frameValue[string](a.appFrame, `document.getElementById('dialog_heading')?.textContent || ''`)
+	t.Logf("path mode gap (../rpc above the page's directory): the page %s calls RPC._Root %q = %s, outside the app's prefix; requests: %q; the app shows %q",
+		prefix, "../rpc", rpcURL, rpc, dialog)
+	t.Skip("path mode: Transmission's RPC at ../rpc leaves /dashboard-apps/transmission/ (known gap: base_path /transmission/ or the run-time shim)")
+}
+
+// TestBrowserDebianTransmissionPathModeBasePath: with base_path
+// /transmission/ (the contract's fix for apps that reach above their entry
+// page's directory), ../rpc stays inside the prefix.
+func TestBrowserDebianTransmissionPathModeBasePath(t *testing.T) {
+	newGateway(t)
+	body := `{"name":"T","url":"http://127.0.0.1:1/transmission/web/","base_path":"/transmission/"}`
+	status, msg := adminDo(t, "PUT", "/config/apps/dashboard_apps/apps/basepathprobe", body)
+	if status != 200 {
+		t.Skipf("base_path not available on this build: %d %s", status, msg)
+	}
+	restoreGateway(t)
+	a := openDebianApp(t, transmissionApp, gatewayBase, "base_path", "/transmission/")
+	if !a.wait("the web UI under the prefix", `location.pathname.startsWith('/dashboard-apps/transmission/') && typeof transmission === 'object'`, 15*time.Second) {
+		return
+	}
+	transmissionChecks(t, a.appFrame)
+}
