@@ -445,3 +445,104 @@ func TestBrowserDebianTransmissionPathModeBasePath(t *testing.T) {
 	}
 	transmissionChecks(t, a.appFrame)
 }
+
+// syncthing: its GUI sets a CSRF cookie (CSRF-Token-<first 5 characters of
+// the device ID>) that its script reads back from document.cookie and sends
+// as a header of the same name on every REST call.
+var syncthingApp = debianApp{id: "syncthing", name: "Syncthing", start: func(t *testing.T) string {
+	requireDebianPackage(t, "syncthing", "/usr/bin/syncthing")
+	home := t.TempDir()
+	gui := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	gen := exec.Command("/usr/bin/syncthing", "generate", "--home="+home, "--no-default-folder", "--skip-port-probing")
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("syncthing generate: %v %s", err, out)
+	}
+	cfgPath := filepath.Join(home, "config.xml")
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Loopback only, nothing announced or reported, no prompts.
+	cfg := string(b)
+	for old, repl := range map[string]string{
+		"<address>127.0.0.1:8384</address>":                   "<address>" + gui + "</address>",
+		"<listenAddress>default</listenAddress>":              fmt.Sprintf("<listenAddress>tcp://127.0.0.1:%d</listenAddress>", freePort(t)),
+		"<globalAnnounceEnabled>true</globalAnnounceEnabled>": "<globalAnnounceEnabled>false</globalAnnounceEnabled>",
+		"<localAnnounceEnabled>true</localAnnounceEnabled>":   "<localAnnounceEnabled>false</localAnnounceEnabled>",
+		"<relaysEnabled>true</relaysEnabled>":                 "<relaysEnabled>false</relaysEnabled>",
+		"<natEnabled>true</natEnabled>":                       "<natEnabled>false</natEnabled>",
+		"<startBrowser>true</startBrowser>":                   "<startBrowser>false</startBrowser>",
+		"<urAccepted>0</urAccepted>":                          "<urAccepted>-1</urAccepted>",
+		"<crashReportingEnabled>true</crashReportingEnabled>": "<crashReportingEnabled>false</crashReportingEnabled>",
+		"<autoUpgradeIntervalH>12</autoUpgradeIntervalH>":     "<autoUpgradeIntervalH>0</autoUpgradeIntervalH>",
+	} {
+		if !strings.Contains(cfg, old) {
+			t.Fatalf("syncthing's generated config.xml has no %s", old)
+		}
+		cfg = strings.Replace(cfg, old, repl, 1)
+	}
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, []string{"STNOUPGRADE=1", "STNORESTART=1", "HOME=" + home}, "/usr/bin/syncthing", "serve",
+		"--home="+home, "--no-browser", "--no-restart", "--no-upgrade", "--gui-address=http://"+gui)
+	u := "http://" + gui + "/"
+	waitHTTP(t, u)
+	return u
+}}
+
+// syncthingChecks: styled (Bootstrap), scripted (Angular), and REST calls
+// carrying the CSRF header answered: the GUI shows this device's name and
+// the version from /rest/system/version, and a call through the app's own
+// $http (which adds the header) succeeds.
+func syncthingChecks(t *testing.T, f appFrame) {
+	f.wait("the stylesheet applied", `document.querySelector('.navbar') && getComputedStyle(document.querySelector('.navbar')).minHeight === '50px'`, 10*time.Second)
+	if !f.wait("the GUI filled from its REST API", `/v1\.\d+\.\d+/.test(document.body.innerText) && !!window.angular`, 15*time.Second) {
+		return
+	}
+	frameValue[any](f, `(angular.element(document.body).injector().get('$http').get('rest/system/status').then(r => window.debianStatus = r.status, r => window.debianStatus = r.status), 1)`)
+	if st, err := appPoll[float64](f, `window.debianStatus`, 5*time.Second); err != nil || st != 200 {
+		t.Errorf("rest/system/status through the app's $http: %v %v", st, err)
+	}
+}
+
+func TestBrowserDebianSyncthingOriginMode(t *testing.T) {
+	a := openDebianApp(t, syncthingApp, originHelpdesk)
+	origin := "http://syncthing.helpdesk.localhost:9080"
+	if !a.wait("the GUI on its own origin", `location.origin === '`+origin+`'`, 15*time.Second) {
+		return
+	}
+	syncthingChecks(t, a.appFrame)
+	cookies := frameValue[string](a.appFrame, `document.cookie`)
+	if !strings.Contains(cookies, "CSRF-Token-") {
+		t.Errorf("the app's script does not see its CSRF cookie: %q", cookies)
+	}
+	screenshot(t, a.ctx, "debian-syncthing-origin")
+	// rest/system/upgrade is 503 from the app itself: upgrades are off.
+	bad := slices.DeleteFunc(a.net.failures(origin), func(s string) bool { return strings.Contains(s, "/rest/system/upgrade (XHR) -> 503") })
+	if len(bad) > 0 {
+		t.Errorf("failed requests on the app's origin: %q", bad)
+	}
+}
+
+// TestBrowserDebianSyncthingPathMode: the GUI loads under the prefix, but
+// path mode renames the app's cookies, so the script finds no
+// CSRF-Token-<id> cookie and its REST calls are refused.
+func TestBrowserDebianSyncthingPathMode(t *testing.T) {
+	a := openDebianApp(t, syncthingApp, gatewayBase)
+	prefix := gatewayBase + "/dashboard-apps/syncthing/"
+	if !a.wait("the GUI under the prefix, scripted", `location.href.startsWith('`+prefix+`') && !!window.angular`, 15*time.Second) {
+		return
+	}
+	_, err := appPoll[any](a.appFrame, `/v1\.\d+\.\d+/.test(document.body.innerText)`, 8*time.Second)
+	screenshot(t, a.ctx, "debian-syncthing-path")
+	if err == nil {
+		t.Logf("path mode: the REST API answers the GUI")
+		syncthingChecks(t, a.appFrame)
+		return
+	}
+	cookies := frameValue[string](a.appFrame, `document.cookie`)
+	t.Logf("path mode gap (a CSRF cookie read by name from script): document.cookie in the app is %q; failed requests: %q; the page says %q",
+		cookies, a.net.failures(prefix), frameValue[string](a.appFrame, `document.body.innerText.slice(0, 200)`))
+	t.Skip("path mode: Syncthing's script finds no CSRF-Token-* cookie under its own name (known gap: the run-time shim's document.cookie)")
+}
