@@ -267,7 +267,7 @@ func (a appRun) outside(prefix string) []string {
 	frame := string(nodes[0].FrameID)
 	var out []string
 	for _, e := range a.net.matching("") {
-		if e.Frame == frame && !strings.HasPrefix(e.URL, prefix) && !strings.HasPrefix(e.URL, "data:") {
+		if e.Frame == frame && !strings.HasPrefix(e.URL, prefix) && !strings.HasPrefix(e.URL, "data:") && !slices.Contains(out, e.String()) {
 			out = append(out, e.String())
 		}
 	}
@@ -685,3 +685,197 @@ func TestBrowserDebianAdminerPathMode(t *testing.T) {
 		t.Errorf("requests of the app's frame outside its prefix: %q", out)
 	}
 }
+
+// dokuwikiPassword is the test user's ("agent") password.
+const dokuwikiPassword = "kb-agent-password"
+
+// dokuwiki: a page-named entry URL (/doku.php?id=start), root-relative
+// links, stylesheet and scripts (DOKU_BASE is "/"), a login form with a
+// security token that posts and redirects, and scripts that build URLs
+// from DOKU_BASE (lib/exe/ajax.php for the edit lock and drafts) and write
+// a cookie (DOKU_PREFS). Served by PHP's own server from Debian's
+// /usr/share/dokuwiki, its config and pages in the test's directory.
+func dokuwikiApp(entry string) debianApp {
+	return debianApp{id: "dokuwiki", name: "Wiki KB", start: func(t *testing.T) string {
+		requireDebianPackage(t, "dokuwiki php-cli", "/usr/share/dokuwiki/doku.php", "/etc/dokuwiki/dokuwiki.php", "/usr/bin/php")
+		dir := t.TempDir()
+		conf, data := filepath.Join(dir, "conf"), filepath.Join(dir, "data")
+		// Debian's config files, then this wiki's own: its pages in dir,
+		// ACLs on, one user, "agent", in the admin and user groups.
+		if err := os.CopyFS(data, os.DirFS("/var/lib/dokuwiki/data")); err != nil {
+			t.Fatalf("copying Debian's DokuWiki data: %v", err)
+		}
+		os.MkdirAll(conf, 0o755)
+		files, _ := filepath.Glob("/etc/dokuwiki/*")
+		for _, f := range files {
+			switch filepath.Base(f) {
+			case "acl.auth.php", "users.auth.php", "local.php", "apache.conf", "lighttpd.conf", "htaccess":
+				continue
+			}
+			if b, err := os.ReadFile(f); err == nil {
+				os.WriteFile(filepath.Join(conf, filepath.Base(f)), b, 0o644)
+			}
+		}
+		for name, content := range map[string]string{
+			"local.php":      "<?php\n$conf['title'] = 'Helpdesk KB';\n$conf['savedir'] = '" + data + "';\n$conf['useacl'] = 1;\n$conf['superuser'] = '@admin';\n",
+			"acl.auth.php":   "* @ALL 1\n* @user 8\n",
+			"users.auth.php": "agent:" + md5hex(dokuwikiPassword) + ":Support Agent:agent@example.com:admin,user\n",
+		} {
+			os.WriteFile(filepath.Join(conf, name), []byte(content), 0o644)
+		}
+		// Debian's inc/preload.php keeps DOKU_CONF when it is defined.
+		prepend := filepath.Join(dir, "prepend.php")
+		os.WriteFile(prepend, []byte("<?php define('DOKU_CONF', '"+conf+"/');\n"), 0o644)
+		port := freePort(t)
+		startDaemon(t, []string{"PHP_CLI_SERVER_WORKERS=4"}, "/usr/bin/php", "-S", fmt.Sprintf("127.0.0.1:%d", port), "-t", "/usr/share/dokuwiki",
+			"-d", "auto_prepend_file="+prepend, "-d", "display_errors=stderr")
+		u := fmt.Sprintf("http://127.0.0.1:%d%s", port, entry)
+		waitHTTP(t, u)
+		t.Setenv("DEBIAN_TEST_DOKUWIKI_PAGES", filepath.Join(data, "pages"))
+		return u
+	}}
+}
+
+// dokuwikiStyled: the template's stylesheet (lib/exe/css.php) applied and
+// its scripts (lib/exe/jquery.php, js.php) run.
+const dokuwikiStyled = `getComputedStyle(document.querySelector('h3.a11y')).position === 'absolute' && getComputedStyle(document.body).backgroundColor === 'rgb(251, 250, 249)' && typeof jQuery === 'function' && typeof DokuCookie === 'object'`
+
+// dokuwikiLogin follows the Log In link, posts the login form and waits
+// for the redirect's page to show the agent signed in.
+func dokuwikiLogin(f appFrame) bool {
+	frameValue[any](f, `(document.querySelector('li.action.login a').click(), 1)`)
+	if !f.wait("the login form", `!!document.querySelector('#dw__login input[name=p]')`, 10*time.Second) {
+		return false
+	}
+	frameValue[any](f, `(() => { const form = document.getElementById('dw__login');
+		form.elements.u.value = 'agent'; form.elements.p.value = '`+dokuwikiPassword+`';
+		form.querySelector('button[type=submit]').click(); return 1; })()`)
+	return f.wait("signed in after the redirect", `document.querySelector('#dokuwiki__usertools')?.innerText.includes('Support Agent') && !location.search.includes('do=login')`, 10*time.Second)
+}
+
+// dokuwikiEdit creates the start page through the editor and waits for it
+// to render; the page's file must hold the text.
+func dokuwikiEdit(t *testing.T, f appFrame) {
+	frameValue[any](f, `(document.querySelector('a[href*="do=edit"]').click(), 1)`)
+	if !f.wait("the editor and its toolbar", `!!document.getElementById('wiki__text') && document.querySelectorAll('#tool__bar button').length > 5`, 10*time.Second) {
+		return
+	}
+	frameValue[any](f, `(() => { document.getElementById('wiki__text').value = '====== Shipping ======\nOrders ship within **two days**.\n';
+		document.getElementById('edbtn__save').click(); return 1; })()`)
+	if f.wait("the saved page rendered", `document.querySelector('.page h1')?.textContent === 'Shipping' && document.querySelector('.page strong')?.textContent === 'two days'`, 10*time.Second) {
+		b, err := os.ReadFile(filepath.Join(os.Getenv("DEBIAN_TEST_DOKUWIKI_PAGES"), "start.txt"))
+		if err != nil || !strings.Contains(string(b), "**two days**") {
+			t.Errorf("the page's file: %q %v", b, err)
+		}
+	}
+}
+
+func TestBrowserDebianDokuWikiOriginMode(t *testing.T) {
+	a := openDebianApp(t, dokuwikiApp("/doku.php?id=start"), originHelpdesk)
+	origin := "http://dokuwiki.helpdesk.localhost:9080"
+	if !a.wait("the entry page on its own origin, styled and scripted", `location.href === '`+origin+`/doku.php?id=start' && `+dokuwikiStyled, 15*time.Second) {
+		return
+	}
+	if dokuwikiLogin(a.appFrame) {
+		dokuwikiEdit(t, a.appFrame)
+	}
+	a.shot("debian-dokuwiki-origin")
+	if bad := a.net.failures(origin); len(bad) > 0 {
+		t.Errorf("failed requests on the app's origin: %q", bad)
+	}
+	if ajax := a.net.matching(origin + "/lib/exe/ajax.php"); len(ajax) == 0 {
+		t.Errorf("the editor's script called no lib/exe/ajax.php")
+	}
+}
+
+// dokuwikiPathMode opens DokuWiki registered at entry in path mode and
+// goes through its steps as far as they work: it returns which did, and
+// logs, deduplicated, the requests of the app's frame that escaped the
+// prefix.
+func dokuwikiPathMode(t *testing.T, entry string) (a appRun, ok map[string]bool, escaped []string) {
+	a = openDebianApp(t, dokuwikiApp(entry), gatewayBase)
+	ok = map[string]bool{}
+	prefix := gatewayBase + "/dashboard-apps/dokuwiki/"
+	step := func(name, expr string) bool {
+		_, err := appPoll[any](a.appFrame, expr, 4*time.Second)
+		ok[name] = err == nil
+		t.Logf("  %s: %v", name, err == nil)
+		return err == nil
+	}
+	if !step("loaded", `location.href.startsWith('`+prefix+`') && !!document.getElementById('dokuwiki__site')`) {
+		return a, ok, nil
+	}
+	t.Logf("path mode, %s registered: the tab opened %s", entry, frameValue[string](a.appFrame, `location.href`))
+	step("styled", `getComputedStyle(document.querySelector('h3.a11y')).position === 'absolute' && getComputedStyle(document.body).backgroundColor === 'rgb(251, 250, 249)'`)
+	step("scripted", `typeof jQuery === 'function' && typeof DokuCookie === 'object'`)
+	if step("login link", `!!document.querySelector('li.action.login a')`) {
+		frameValue[any](a.appFrame, `(document.querySelector('li.action.login a').click(), 1)`)
+		if step("login form", `!!document.querySelector('#dw__login input[name=p]')`) {
+			frameValue[any](a.appFrame, `(() => { const form = document.getElementById('dw__login');
+				form.elements.u.value = 'agent'; form.elements.p.value = '`+dokuwikiPassword+`';
+				form.querySelector('button[type=submit]').click(); return 1; })()`)
+			if step("signed in", `document.querySelector('#dokuwiki__usertools')?.innerText.includes('Support Agent')`) {
+				frameValue[any](a.appFrame, `(document.querySelector('a[href*="do=edit"]').click(), 1)`)
+				if step("editor", `!!document.getElementById('wiki__text') && document.querySelectorAll('#tool__bar button').length > 5`) {
+					// The app's own script: the edit lock's refresh (a POST
+					// to DOKU_BASE + 'lib/exe/ajax.php') and a preference
+					// cookie (DOKU_PREFS, path DOKU_BASE).
+					frameValue[any](a.appFrame, `(jQuery.post(DOKU_BASE + 'lib/exe/ajax.php', {call: 'lock', id: JSINFO.id})
+						.always((d, s, x) => { x = x && x.status ? x : d; window.debianAjax = {url: DOKU_BASE + 'lib/exe/ajax.php', status: x.status, body: String(x.responseText).slice(0, 60)}; }),
+						DokuCookie.setValue('sizeCtl', '42'), 1)`)
+					if v, err := appPoll[map[string]any](a.appFrame, `window.debianAjax`, 4*time.Second); err == nil {
+						t.Logf("  the edit lock's call (jQuery.post(DOKU_BASE + 'lib/exe/ajax.php')): %v", v)
+						ok["ajax"] = v["status"] == float64(200) && v["body"] == "1"
+					}
+					t.Logf("  after DokuCookie.setValue('sizeCtl', '42'): document.cookie in the app %q, in the helpdesk's page %q",
+						frameValue[string](a.appFrame, `document.cookie`), eval[string](t, a.ctx, `document.cookie`))
+					frameValue[any](a.appFrame, `(() => { document.getElementById('wiki__text').value = '====== Shipping ======\nOrders ship within **two days**.\n';
+						document.getElementById('edbtn__save').click(); return 1; })()`)
+					step("saved", `document.querySelector('.page h1')?.textContent === 'Shipping'`)
+				}
+			}
+		}
+	}
+	a.shot("debian-dokuwiki-path" + strings.NewReplacer("/", "-", ".", "-", "?", "-", "=", "-").Replace(strings.TrimSuffix(entry, "/")))
+	escaped = a.outside(prefix)
+	for _, e := range escaped {
+		t.Logf("  escaped the prefix: %s", e)
+	}
+	return a, ok, escaped
+}
+
+// TestBrowserDebianDokuWikiPathMode: registered as /doku.php?id=start (a
+// page-named URL), the page and its login work, but today the base path
+// is the URL's whole path, /doku.php, so the root-relative /lib/...
+// stylesheet, scripts and images are not under it: they are not rewritten
+// and reach the helpdesk.
+func TestBrowserDebianDokuWikiPathMode(t *testing.T) {
+	_, ok, escaped := dokuwikiPathMode(t, "/doku.php?id=start")
+	for _, s := range []string{"loaded", "login link", "login form", "signed in"} {
+		if !ok[s] {
+			t.Errorf("path mode, page-named URL: %s failed", s)
+		}
+	}
+	if ok["styled"] && ok["scripted"] && ok["saved"] && len(escaped) == 0 {
+		return
+	}
+	t.Skipf("path mode gap (a URL naming a PHP page, root-relative assets): styled %v, scripted %v, editor %v; %d requests escaped the prefix, e.g. %q",
+		ok["styled"], ok["scripted"], ok["editor"], len(escaped), first(escaped, 3))
+}
+
+// TestBrowserDebianDokuWikiPathModeRoot: registered at its root, DokuWiki
+// is styled and scripted, logs in, edits and saves under the prefix; what
+// its scripts build from DOKU_BASE ("/") still escapes.
+func TestBrowserDebianDokuWikiPathModeRoot(t *testing.T) {
+	_, ok, escaped := dokuwikiPathMode(t, "/")
+	for _, s := range []string{"loaded", "styled", "scripted", "login link", "login form", "signed in", "editor", "saved"} {
+		if !ok[s] {
+			t.Errorf("path mode, root URL: %s failed", s)
+		}
+	}
+	if len(escaped) > 0 {
+		t.Skipf("path mode gap (URLs built by scripts from DOKU_BASE '/'): %d requests escaped the prefix, e.g. %q", len(escaped), first(escaped, 3))
+	}
+}
+
+func first(s []string, n int) []string { return s[:min(n, len(s))] }
