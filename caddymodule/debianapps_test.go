@@ -79,7 +79,7 @@ func (l *lockedBuffer) String() string {
 // startDaemon runs an app's server in its own process group until the test
 // ends, then stops the group (SIGTERM, then SIGKILL). Its output is logged
 // when the test fails.
-func startDaemon(t *testing.T, env []string, name string, args ...string) {
+func startDaemon(t *testing.T, env []string, name string, args ...string) (pgid int) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -103,6 +103,50 @@ func startDaemon(t *testing.T, env []string, name string, args ...string) {
 			t.Logf("%s output:\n%s", filepath.Base(name), tail(out.String(), 4000))
 		}
 	})
+	return cmd.Process.Pid
+}
+
+// loopbackOnly fails the test if a process of group pgid has a socket
+// bound to an address other than loopback (TCP listening, or UDP).
+func loopbackOnly(t *testing.T, pgid int) {
+	t.Helper()
+	inodes := map[string]bool{}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		stat, err := os.ReadFile(p + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 3 || f[2] != fmt.Sprint(pgid) {
+			continue
+		}
+		fds, _ := filepath.Glob(p + "/fd/*")
+		for _, fd := range fds {
+			if l, err := os.Readlink(fd); err == nil && strings.HasPrefix(l, "socket:[") {
+				inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+			}
+		}
+	}
+	bound := 0
+	for _, table := range []string{"tcp", "tcp6", "udp", "udp6"} {
+		b, _ := os.ReadFile("/proc/net/" + table)
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || !inodes[f[9]] || strings.HasPrefix(table, "tcp") && f[3] != "0A" {
+				continue
+			}
+			bound++
+			addr := f[1][:strings.IndexByte(f[1], ':')]
+			if addr != "0100007F" && addr != "00000000000000000000000001000000" {
+				t.Errorf("%s socket bound to %s (hex), not loopback", table, f[1])
+			}
+		}
+	}
+	if bound == 0 {
+		t.Errorf("no listening socket found for process group %d", pgid)
+	}
 }
 
 func tail(s string, n int) string {
@@ -382,13 +426,14 @@ var transmissionApp = debianApp{id: "transmission", name: "Transmission", start:
 	requireDebianPackage(t, "transmission-daemon", "/usr/bin/transmission-daemon", "/usr/share/transmission/web/index.html")
 	dir := t.TempDir()
 	port := freePort(t)
-	startDaemon(t, nil, "/usr/bin/transmission-daemon", "--foreground", "--config-dir", dir+"/config",
+	pg := startDaemon(t, nil, "/usr/bin/transmission-daemon", "--foreground", "--config-dir", dir+"/config",
 		"--port", fmt.Sprint(port), "--rpc-bind-address", "127.0.0.1", "--no-auth", "--allowed", "127.0.0.1",
 		"--download-dir", dir+"/downloads", "--no-watch-dir", "--no-portmap", "--no-dht", "--no-lpd", "--no-utp",
 		"--peerport", fmt.Sprint(freePort(t)), "--bind-address-ipv4", "127.0.0.1", "--bind-address-ipv6", "::1",
 		"--no-blocklist", "--log-error")
 	u := fmt.Sprintf("http://127.0.0.1:%d/transmission/web/", port)
 	waitHTTP(t, u)
+	loopbackOnly(t, pg)
 	return u
 }}
 
@@ -519,10 +564,13 @@ var syncthingApp = debianApp{id: "syncthing", name: "Syncthing", start: func(t *
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startDaemon(t, []string{"STNOUPGRADE=1", "STNORESTART=1", "HOME=" + home}, "/usr/bin/syncthing", "serve",
+	// STMONITORED: run as the one process, without the monitor that would
+	// start syncthing again in a process group of its own.
+	pg := startDaemon(t, []string{"STNOUPGRADE=1", "STNORESTART=1", "STMONITORED=1", "HOME=" + home}, "/usr/bin/syncthing", "serve",
 		"--home="+home, "--no-browser", "--no-restart", "--no-upgrade", "--gui-address=http://"+gui)
 	u := "http://" + gui + "/"
 	waitHTTP(t, u)
+	loopbackOnly(t, pg)
 	return u
 }}
 
@@ -569,7 +617,7 @@ func TestBrowserDebianSyncthingPathMode(t *testing.T) {
 	if !a.wait("the GUI under the prefix, scripted", `location.href.startsWith('`+prefix+`') && !!window.angular`, 15*time.Second) {
 		return
 	}
-	_, err := appPoll[any](a.appFrame, `/v1\.\d+\.\d+/.test(document.body.innerText)`, 8*time.Second)
+	_, err := appPoll[any](a.appFrame, `/v1\.\d+\.\d+/.test(document.body.innerText)`, 5*time.Second)
 	a.shot("debian-syncthing-path")
 	if err == nil {
 		t.Logf("path mode: the REST API answers the GUI")
@@ -615,10 +663,11 @@ include "/usr/share/adminer/adminer.php";
 		t.Fatalf("creating the SQLite file (php-sqlite3): %v %s", err, out)
 	}
 	port := freePort(t)
-	startDaemon(t, []string{"PHP_CLI_SERVER_WORKERS=4"}, "/usr/bin/php", "-S", fmt.Sprintf("127.0.0.1:%d", port), "-t", filepath.Join(dir, "www"),
+	pg := startDaemon(t, []string{"PHP_CLI_SERVER_WORKERS=4"}, "/usr/bin/php", "-S", fmt.Sprintf("127.0.0.1:%d", port), "-t", filepath.Join(dir, "www"),
 		"-d", "session.save_path="+filepath.Join(dir, "sessions"), "-d", "display_errors=stderr")
 	u := fmt.Sprintf("http://127.0.0.1:%d/adminer/sqlite.php?sqlite=", port)
 	waitHTTP(t, u)
+	loopbackOnly(t, pg)
 	t.Setenv("DEBIAN_TEST_ADMINER_DB", db)
 	return u
 }}
@@ -727,10 +776,11 @@ func dokuwikiApp(entry string) debianApp {
 		prepend := filepath.Join(dir, "prepend.php")
 		os.WriteFile(prepend, []byte("<?php define('DOKU_CONF', '"+conf+"/');\n"), 0o644)
 		port := freePort(t)
-		startDaemon(t, []string{"PHP_CLI_SERVER_WORKERS=4"}, "/usr/bin/php", "-S", fmt.Sprintf("127.0.0.1:%d", port), "-t", "/usr/share/dokuwiki",
+		pg := startDaemon(t, []string{"PHP_CLI_SERVER_WORKERS=4"}, "/usr/bin/php", "-S", fmt.Sprintf("127.0.0.1:%d", port), "-t", "/usr/share/dokuwiki",
 			"-d", "auto_prepend_file="+prepend, "-d", "display_errors=stderr")
 		u := fmt.Sprintf("http://127.0.0.1:%d%s", port, entry)
 		waitHTTP(t, u)
+		loopbackOnly(t, pg)
 		t.Setenv("DEBIAN_TEST_DOKUWIKI_PAGES", filepath.Join(data, "pages"))
 		return u
 	}}
@@ -797,7 +847,7 @@ func dokuwikiPathMode(t *testing.T, entry string) (a appRun, ok map[string]bool,
 	ok = map[string]bool{}
 	prefix := gatewayBase + "/dashboard-apps/dokuwiki/"
 	step := func(name, expr string) bool {
-		_, err := appPoll[any](a.appFrame, expr, 4*time.Second)
+		_, err := appPoll[any](a.appFrame, expr, 3*time.Second)
 		ok[name] = err == nil
 		t.Logf("  %s: %v", name, err == nil)
 		return err == nil
