@@ -4,56 +4,84 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
 )
 
-// appContext is the message posted to apps, exactly the helpdesk's
-// documented payload plus conversation.account_id, data.contact and
-// data.token. Missing values are null, never omitted.
+// appContext is the message posted to apps: the helpdesk's documented
+// payload (conversation id, inbox_id, status and contact; the current
+// agent) plus conversation.account_id, data.contact and data.token, with
+// the rest of the helpdesk's conversation and contact records as Chatwoot
+// posts them. The documented fields come first and are null, never
+// omitted, when the helpdesk has no value.
 type appContext struct {
 	Event string         `json:"event"`
 	Data  appContextData `json:"data"`
 }
 
 type appContextData struct {
-	Conversation contextConversation `json:"conversation"`
-	Contact      contact             `json:"contact"`
-	CurrentAgent contextAgent        `json:"currentAgent"`
-	Token        string              `json:"token,omitempty"`
+	Conversation json.RawMessage `json:"conversation"`
+	Contact      json.RawMessage `json:"contact"`
+	CurrentAgent contextAgent    `json:"currentAgent"`
+	Token        string          `json:"token,omitempty"`
 }
 
-type contextConversation struct {
-	ID        *int64  `json:"id"`
-	AccountID *int64  `json:"account_id"`
-	InboxID   *int64  `json:"inbox_id"`
-	Status    *string `json:"status"`
-	Contact   contact `json:"contact"`
-}
-
+// contextAgent is all of the agent's profile that leaves the gateway.
 type contextAgent struct {
 	ID    *int64  `json:"id"`
 	Name  *string `json:"name"`
 	Email *string `json:"email"`
 }
 
-// buildAppContext assembles the message from the helpdesk's answers.
-func buildAppContext(conv *conversation, agent *profile, account int64) appContext {
-	var who contact
-	if conv.Meta.Sender != nil {
-		who = *conv.Meta.Sender
+// The documented fields of the conversation and the contact, first in
+// their objects, in the documentation's order.
+var (
+	conversationFirst = []string{"id", "account_id", "inbox_id", "status", "contact"}
+	contactFirst      = []string{"id", "name", "email", "phone_number"}
+	// What an app gets only with context_messages: what agents and
+	// customers wrote.
+	messageFields = []string{"messages", "last_non_activity_message"}
+)
+
+// buildAppContext assembles the message from the helpdesk's answers: the
+// conversation as the helpdesk gave it (without its messages unless
+// withMessages), its contact from meta.sender, and of the agent's
+// profile only id, name and email.
+func buildAppContext(conv *conversation, agent *profile, account int64, withMessages bool) (appContext, error) {
+	c, err := parseObject(conv.raw)
+	if err != nil {
+		return appContext{}, err
 	}
-	accountID := conv.AccountID
-	if accountID == nil {
-		accountID = &account // Chatwoot's conversation answer has carried it only in some versions
+	var sender jsonObject
+	if meta := c.object("meta"); meta != nil {
+		sender = meta.object("sender")
+	}
+	who, err := json.Marshal(sender.withFirst(contactFirst, nil))
+	if err != nil {
+		return appContext{}, err
+	}
+	override := map[string]json.RawMessage{"contact": who}
+	if conv.AccountID == nil {
+		// Chatwoot's conversation answer has carried it only in some versions.
+		override["account_id"] = strconv.AppendInt(nil, account, 10)
+	}
+	drop := []string(nil)
+	if !withMessages {
+		drop = messageFields
+	}
+	whole, err := json.Marshal(c.withFirst(conversationFirst, override, drop...))
+	if err != nil {
+		return appContext{}, err
 	}
 	return appContext{Event: "appContext", Data: appContextData{
-		Conversation: contextConversation{ID: conv.ID, AccountID: accountID, InboxID: conv.InboxID, Status: conv.Status, Contact: who},
+		Conversation: whole,
 		Contact:      who,
 		CurrentAgent: contextAgent{ID: agent.ID, Name: agent.Name, Email: agent.Email},
-	}}
+	}}, nil
 }
 
 // Shared header values of the context endpoint, so that writing them does
@@ -95,6 +123,9 @@ func (h *Handler) serveContext(w http.ResponseWriter, r *http.Request) error {
 			return writeJSONError(w, http.StatusForbidden, "the agent may not use this app in this account")
 		}
 		kind, appID = 'x', app.id
+		if app.ContextMessages {
+			kind = 'y'
+		}
 	}
 	keyBuf, n := contextKey(kind, who.key, account, conv, appID)
 	key := keyBuf[:n]
@@ -121,17 +152,19 @@ func (h *Handler) serveContext(w http.ResponseWriter, r *http.Request) error {
 }
 
 // contextFor builds the message under key: the conversation's context as
-// the helpdesk gives it (fetched once for every app, and cached) and, for
-// an app, that context with the app's token.
+// the helpdesk gives it (fetched once for every app, and cached; with its
+// messages, a variant cached apart, for apps with context_messages) and,
+// for an app, that context with the app's token.
 func (h *Handler) contextFor(r *http.Request, who agent, key []byte, account, conv int64, app *AppConfig) ([]byte, error) {
 	v, err, _ := h.state.flight.Do(string(key), func() (any, error) {
-		baseKeyBuf, n := contextKey('b', who.key, account, conv, "")
+		withMessages := app != nil && app.ContextMessages
+		baseKeyBuf, n := contextKey(baseKind(withMessages), who.key, account, conv, "")
 		baseKey := baseKeyBuf[:n]
 		bp := entryBufs.Get().(*[]byte)
 		defer entryBufs.Put(bp)
 		base, ok := h.state.lookup(baseKey, *bp, h.ttl)
 		if !ok || !base.fresh {
-			header, payload, err := h.fetchContext(r, who, baseKey, account, conv)
+			header, payload, err := h.fetchContext(r, who, account, conv, withMessages)
 			if err != nil {
 				return nil, err
 			}
@@ -162,13 +195,31 @@ func (h *Handler) contextFor(r *http.Request, who agent, key []byte, account, co
 	return v.([]byte), nil
 }
 
+// baseKind is the cache key kind of a conversation's context, without a
+// token: 'b' without its messages, 'm' with them.
+func baseKind(withMessages bool) byte {
+	if withMessages {
+		return 'm'
+	}
+	return 'b'
+}
+
 // contextToken signs data.token for app: the agent's claims plus where the
 // context came from.
 func (h *Handler) contextToken(who agent, app *AppConfig, account int64, msg *appContext) (string, error) {
+	var conv, contact struct {
+		ID *int64 `json:"id"`
+	}
+	if err := json.Unmarshal(msg.Data.Conversation, &conv); err != nil {
+		return "", err
+	}
+	if err := json.Unmarshal(msg.Data.Contact, &contact); err != nil {
+		return "", err
+	}
 	role, _ := who.roleIn(account)
 	claims := newAgentClaims(who.profile, account, role, app.id, time.Now())
-	claims.Conversation = msg.Data.Conversation.ID
-	claims.Contact = msg.Data.Contact.ID
+	claims.Conversation = conv.ID
+	claims.Contact = contact.ID
 	p, ok := h.lookupApp(app.id)
 	if !ok {
 		return "", errors.New("app " + app.id + " is gone")
@@ -177,15 +228,14 @@ func (h *Handler) contextToken(who agent, app *AppConfig, account int64, msg *ap
 }
 
 // fetchContext builds the conversation's context from the helpdesk's API
-// and caches it under key; it returns the entry's header and payload. It
-// runs detached from the request, which other requests may be waiting on.
-func (h *Handler) fetchContext(r *http.Request, who agent, key []byte, account, conv int64) (header, payload []byte, err error) {
+// and caches it, with or without the conversation's messages (and the
+// other variant too, when an app of the registry wants it: both come from
+// the one answer); it returns the entry's header and payload. It runs
+// detached from the request, which other requests may be waiting on.
+func (h *Handler) fetchContext(r *http.Request, who agent, account, conv int64, withMessages bool) (header, payload []byte, err error) {
 	ctx := context.WithoutCancel(r.Context()) // the client's timeout bounds the call
 	c, err := h.helpdesk.conversation(ctx, h.credentialsOf(r), account, conv)
 	if err != nil {
-		return nil, nil, err
-	}
-	if payload, err = json.Marshal(buildAppContext(c, who.profile, account)); err != nil {
 		return nil, nil, err
 	}
 	var contactID int64
@@ -193,5 +243,19 @@ func (h *Handler) fetchContext(r *http.Request, who agent, key []byte, account, 
 		contactID = *c.Meta.Sender.ID
 	}
 	slots := entrySlots(account, conv, contactID)
-	return h.state.store(key, payload, h.ttl, slots[:]), payload, nil
+	for _, variant := range [2]bool{!withMessages, withMessages} { // the one asked for last
+		if variant != withMessages && !h.contextMessages {
+			continue
+		}
+		msg, err := buildAppContext(c, who.profile, account, variant)
+		if err != nil {
+			return nil, nil, &helpdeskError{status: http.StatusBadGateway, err: fmt.Errorf("helpdesk API conversation %d: %v", conv, err)}
+		}
+		if payload, err = json.Marshal(msg); err != nil {
+			return nil, nil, err
+		}
+		keyBuf, n := contextKey(baseKind(variant), who.key, account, conv, "")
+		header = h.state.store(keyBuf[:n], payload, h.ttl, slots[:])
+	}
+	return header, payload, nil
 }

@@ -27,6 +27,7 @@ func init() {
 //			accounts <ids...>
 //			position <n>
 //			message_format object|json_string
+//			context_messages
 //			timeout <duration>
 //			tls_ca_file <file>
 //			tls_server_name <name>
@@ -136,6 +137,11 @@ func (a *AppConfig) unmarshalBlock(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&a.MessageFormat) {
 				return d.ArgErr()
 			}
+		case "context_messages":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.ContextMessages = true
 		case "timeout":
 			var v string
 			if !d.AllArgs(&v) {

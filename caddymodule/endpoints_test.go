@@ -85,6 +85,8 @@ func newFakeHelpdeskTB(t testing.TB) *fakeHelpdesk {
 				http.ServeFile(w, r, "../testdata/fixtures/chatwoot/conversation-sparse.json")
 			case "125":
 				io.WriteString(w, `{"id": 125, "inbox_id": 1, "status": "open", "meta": {"sender": {"id": 456}}}`)
+			case "200":
+				http.ServeFile(w, r, "../testdata/fixtures/chatwoot/conversation-v4.json")
 			default:
 				w.WriteHeader(http.StatusNotFound)
 			}
@@ -151,18 +153,28 @@ func TestContextFromChatwootAnswers(t *testing.T) {
 	if w.Code != 200 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
-	want := `{"event":"appContext","data":{"conversation":{"id":123,"account_id":1,"inbox_id":1,"status":"open",` +
-		`"contact":{"id":456,"name":"Jane Doe","email":"jane@example.com","phone_number":"+1234567890"}},` +
-		`"contact":{"id":456,"name":"Jane Doe","email":"jane@example.com","phone_number":"+1234567890"},` +
-		`"currentAgent":{"id":7,"name":"Support Agent","email":"agent@example.com"}}}`
-	got, token := splitToken(t, w.Body.String())
-	if got != want {
-		t.Errorf("appContext:\n got %s\nwant %s", got, want)
+	// The seed's message first, in its order; then the rest of Chatwoot's
+	// records (checked in TestContextCarriesChatwootRecords).
+	for _, want := range []string{
+		`{"event":"appContext","data":{"conversation":{"id":123,"account_id":1,"inbox_id":1,"status":"open",` +
+			`"contact":{"id":456,"name":"Jane Doe","email":"jane@example.com","phone_number":"+1234567890",`,
+		`"contact":{"id":456,"name":"Jane Doe","email":"jane@example.com","phone_number":"+1234567890",`,
+		`"currentAgent":{"id":7,"name":"Support Agent","email":"agent@example.com"}}}`,
+	} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("appContext lacks %s:\n%s", want, w.Body)
+		}
 	}
-	if token != "" {
+	if !strings.HasPrefix(w.Body.String(), `{"event":"appContext","data":{"conversation":{"id":123,"account_id":1,"inbox_id":1,"status":"open","contact":{"id":456,`) ||
+		!strings.HasSuffix(w.Body.String(), `"currentAgent":{"id":7,"name":"Support Agent","email":"agent@example.com"}}}`) {
+		t.Errorf("appContext is not the seed's message in the seed's order:\n%s", w.Body)
+	}
+	if _, token := splitToken(t, w.Body.String()); token != "" {
 		t.Errorf("data.token without ?app=: a token is bound to one app, never given for all of them")
 	}
-	for _, secret := range []string{"SECRET", "PRIVATE", "4111", "labels", "Nairobi"} {
+	// Never: the profile's tokens, the messages (no app asked), a token in
+	// the helpdesk's conversation record.
+	for _, secret := range []string{"SECRET", "PRIVATE", "4111", "SHOULD-NOT-LEAK", "access_token", "pubsub_token", `"messages"`, "last_non_activity_message"} {
 		if strings.Contains(w.Body.String(), secret) {
 			t.Errorf("%q left the gateway", secret)
 		}
@@ -182,6 +194,128 @@ func TestContextFromChatwootAnswers(t *testing.T) {
 	if acc := msg["data"].(map[string]any)["conversation"].(map[string]any)["account_id"]; acc != float64(1) {
 		t.Errorf("account_id from the URL when the helpdesk omits it: %v", acc)
 	}
+}
+
+// TestContextCarriesChatwootRecords: an app gets Chatwoot's conversation
+// record as Chatwoot's API gives it (meta with sender, assignee and team;
+// labels, custom and additional attributes, priority, times, SLA...), but
+// for its messages, and its contact as the whole meta.sender, in both
+// data.contact and conversation.contact; of the agent, id, name and email.
+func TestContextCarriesChatwootRecords(t *testing.T) {
+	hd := newFakeHelpdesk(t)
+	h := newTestHandler(t, hd.URL, time.Minute)
+	raw, err := os.ReadFile("../testdata/fixtures/chatwoot/conversation-v4.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fixture map[string]any
+	if err := json.Unmarshal(raw, &fixture); err != nil {
+		t.Fatal(err)
+	}
+	w := contextRequest(h, "account=1&conversation=200", "api_access_token", "token-a")
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	var msg struct {
+		Event string
+		Data  struct {
+			Conversation map[string]any
+			Contact      map[string]any
+			CurrentAgent map[string]any
+		}
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &msg); err != nil {
+		t.Fatal(err)
+	}
+	conv := msg.Data.Conversation
+	sender := fixture["meta"].(map[string]any)["sender"]
+	for k, want := range fixture {
+		got, present := conv[k]
+		switch k {
+		case "messages", "last_non_activity_message":
+			if present {
+				t.Errorf("conversation.%s reached an app without context_messages", k)
+			}
+		default:
+			if !present || !jsonEqual(got, want) {
+				t.Errorf("conversation.%s = %v, want %v as Chatwoot gave it", k, got, want)
+			}
+		}
+	}
+	if !jsonEqual(msg.Data.Contact, sender) || !jsonEqual(conv["contact"], sender) {
+		t.Errorf("contact = %v\nconversation.contact = %v\nwant meta.sender %v", msg.Data.Contact, conv["contact"], sender)
+	}
+	if ca := msg.Data.Contact["custom_attributes"].(map[string]any); ca["crm_id"] != "CRM-77" {
+		t.Errorf("contact.custom_attributes = %v", ca)
+	}
+	if !jsonEqual(msg.Data.CurrentAgent, map[string]any{"id": 7.0, "name": "Support Agent", "email": "agent@example.com"}) {
+		t.Errorf("currentAgent = %v: only id, name and email of the profile leave the gateway", msg.Data.CurrentAgent)
+	}
+	for _, secret := range []string{"PRIVATE", "4111", "SECRET"} {
+		if strings.Contains(w.Body.String(), secret) {
+			t.Errorf("%q left the gateway", secret)
+		}
+	}
+	// Numbers as Chatwoot wrote them, not through a float.
+	if !strings.Contains(w.Body.String(), `"updated_at":1764100100.123456`) {
+		t.Errorf("updated_at not as written: %s", w.Body)
+	}
+}
+
+// TestContextMessagesOnlyForApps: the conversation's messages reach only
+// apps with context_messages, from a variant cached apart; the others,
+// and the context endpoint without an app, never get them, before or
+// after.
+func TestContextMessagesOnlyForApps(t *testing.T) {
+	hd := newFakeHelpdesk(t)
+	h := newTestHandler(t, hd.URL, time.Minute)
+	addTestApp(t, h, "reader", &AppConfig{Name: "Reader", URL: "http://x/", ContextMessages: true})
+	addTestApp(t, h, "plain", &AppConfig{Name: "Plain", URL: "http://x/"})
+	auth := []string{"api_access_token", "token-a"}
+	body := func(query string) string {
+		t.Helper()
+		w := contextRequest(h, query, auth...)
+		if w.Code != 200 {
+			t.Fatalf("%s: %d %s", query, w.Code, w.Body)
+		}
+		return w.Body.String()
+	}
+	for _, order := range [][]string{{"reader", "plain", ""}, {"plain", "", "reader"}} {
+		h.state.cache.Clear()
+		calls := hd.convCalls.Load()
+		for _, app := range order {
+			q := "account=1&conversation=200"
+			if app != "" {
+				q += "&app=" + app
+			}
+			got := body(q)
+			hasMessages := strings.Contains(got, `"messages":[{"id":90210,"content":"PRIVATE MESSAGE BODY`) &&
+				strings.Contains(got, `"last_non_activity_message":{"id":90210`)
+			if (app == "reader") != hasMessages || (app != "reader" && strings.Contains(got, "4111")) {
+				t.Errorf("order %v, app %q: messages %v: %s", order, app, hasMessages, got)
+			}
+		}
+		if n := hd.convCalls.Load() - calls; n != 1 {
+			t.Errorf("order %v: %d helpdesk calls, want 1 (both variants from one answer)", order, n)
+		}
+	}
+}
+
+// addTestApp registers an app with a hand-made handler.
+func addTestApp(t *testing.T, h *Handler, id string, cfg *AppConfig) {
+	t.Helper()
+	if err := cfg.validate(id); err != nil {
+		t.Fatal(err)
+	}
+	h.apps[id] = &appProxy{app: cfg, signer: h.registry.identity.signer}
+	h.contextMessages = h.contextMessages || cfg.ContextMessages
+}
+
+// jsonEqual compares two decoded JSON values.
+func jsonEqual(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
 }
 
 func TestContextStatuses(t *testing.T) {

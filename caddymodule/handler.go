@@ -86,6 +86,7 @@ type Handler struct {
 	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
 
 	webhookSecret     string // WebhookSecret with its placeholders replaced
+	contextMessages   bool   // some app has context_messages
 	sessionLifetime   time.Duration
 	sessions          *sessionStore
 	registry          *App
@@ -189,6 +190,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.apps[app.id] = p
 		h.ordered = append(h.ordered, p)
+		h.contextMessages = h.contextMessages || app.ContextMessages
 	}
 	h.assets = loadAssets()
 	cfg, _ := json.Marshal(map[string]string{ // json.Marshal escapes <, > and &: safe inside <script>

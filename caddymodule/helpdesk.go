@@ -68,10 +68,16 @@ const maxHelpdeskBody = 4 << 20
 // getJSON fetches path with the agent's credentials and decodes the JSON
 // answer into v.
 func (c *helpdeskClient) getJSON(ctx context.Context, path string, cred credentials, v any) error {
+	_, err := c.getJSONBody(ctx, path, cred, v)
+	return err
+}
+
+// getJSONBody is getJSON that returns the answer's body too.
+func (c *helpdeskClient) getJSONBody(ctx context.Context, path string, cred credentials, v any) ([]byte, error) {
 	defer func(start time.Time) { c.latency.Observe(time.Since(start).Seconds()) }(time.Now())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
-		return &helpdeskError{status: http.StatusBadGateway, err: err}
+		return nil, &helpdeskError{status: http.StatusBadGateway, err: err}
 	}
 	for name, vals := range cred.header {
 		req.Header[name] = vals
@@ -79,24 +85,24 @@ func (c *helpdeskClient) getJSON(ctx context.Context, path string, cred credenti
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return &helpdeskError{status: http.StatusBadGateway, err: fmt.Errorf("helpdesk API %s: %v", path, err)}
+		return nil, &helpdeskError{status: http.StatusBadGateway, err: fmt.Errorf("helpdesk API %s: %v", path, err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return &helpdeskError{status: resp.StatusCode, err: fmt.Errorf("helpdesk API %s: status %d", path, resp.StatusCode)}
+		return nil, &helpdeskError{status: resp.StatusCode, err: fmt.Errorf("helpdesk API %s: status %d", path, resp.StatusCode)}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxHelpdeskBody+1))
 	if err != nil {
-		return &helpdeskError{status: http.StatusBadGateway, err: fmt.Errorf("helpdesk API %s: reading: %v", path, err)}
+		return nil, &helpdeskError{status: http.StatusBadGateway, err: fmt.Errorf("helpdesk API %s: reading: %v", path, err)}
 	}
 	if len(body) > maxHelpdeskBody {
-		return &helpdeskError{status: http.StatusBadGateway, err: fmt.Errorf("helpdesk API %s: answer larger than %d bytes", path, maxHelpdeskBody)}
+		return nil, &helpdeskError{status: http.StatusBadGateway, err: fmt.Errorf("helpdesk API %s: answer larger than %d bytes", path, maxHelpdeskBody)}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return &helpdeskError{status: http.StatusBadGateway, err: fmt.Errorf("helpdesk API %s: not the expected JSON: %v", path, err)}
+		return nil, &helpdeskError{status: http.StatusBadGateway, err: fmt.Errorf("helpdesk API %s: not the expected JSON: %v", path, err)}
 	}
-	return nil
+	return body, nil
 }
 
 // profile is what the gateway keeps of the helpdesk's profile answer:
@@ -126,8 +132,9 @@ func (c *helpdeskClient) profile(ctx context.Context, cred credentials) (*profil
 	return &p, nil
 }
 
-// conversation is what the gateway keeps of a conversation: never its
-// messages.
+// conversation is the helpdesk's answer for a conversation: raw, as it
+// came (apps get it whole, but for its messages unless they ask for
+// them), and the fields the gateway reads itself, whose types it checks.
 type conversation struct {
 	ID        *int64  `json:"id"`
 	AccountID *int64  `json:"account_id"`
@@ -136,6 +143,7 @@ type conversation struct {
 	Meta      struct {
 		Sender *contact `json:"sender"`
 	} `json:"meta"`
+	raw []byte
 }
 
 type contact struct {
@@ -148,8 +156,10 @@ type contact struct {
 func (c *helpdeskClient) conversation(ctx context.Context, cred credentials, account, id int64) (*conversation, error) {
 	var conv conversation
 	path := "/api/v1/accounts/" + strconv.FormatInt(account, 10) + "/conversations/" + strconv.FormatInt(id, 10)
-	if err := c.getJSON(ctx, path, cred, &conv); err != nil {
+	raw, err := c.getJSONBody(ctx, path, cred, &conv)
+	if err != nil {
 		return nil, err
 	}
+	conv.raw = raw
 	return &conv, nil
 }

@@ -44,6 +44,12 @@ type AppConfig struct {
 	// for Chatwoot, which posts strings).
 	MessageFormat string `json:"message_format,omitempty"`
 
+	// Put the conversation's messages (messages and
+	// last_non_activity_message, as the helpdesk gives them) in the app's
+	// appContext. Off by default: an app sees what an agent reads only
+	// when it asks for it.
+	ContextMessages bool `json:"context_messages,omitempty"`
+
 	// How long to wait for the app's response headers before giving up and
 	// showing the timeout page in the app's tab. Default: 30s.
 	Timeout Duration `json:"timeout,omitempty"`
