@@ -26,7 +26,7 @@ func init() {
 //		app <id> <name> <url> {
 //			accounts <ids...>
 //			position <n>
-//			message_format object|json_string
+//			message_format auto|object|json_string
 //			context_messages
 //			timeout <duration>
 //			tls_ca_file <file>

@@ -26,6 +26,8 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request, name string) 
 		return h.serveJWKS(w, r)
 	case "session":
 		return h.serveSession(w, r)
+	case "message-format":
+		return h.serveFormatReport(w, r)
 	}
 	return writeJSONError(w, http.StatusNotFound, "no such endpoint")
 }

@@ -53,6 +53,9 @@ window.addEventListener('message', function (e) {
 window.parent.postMessage('chatwoot-dashboard-app:fetch-info', '*');
 </script>`)
 	})
+	for path, body := range chatwootAppPages {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) { page(w, body) })
+	}
 	// Shows the X-Dashboard-* headers it receives.
 	mux.HandleFunc("/ident/", func(w http.ResponseWriter, r *http.Request) {
 		var names []string

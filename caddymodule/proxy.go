@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -34,6 +35,7 @@ type appProxy struct {
 	signer            jose.Signer // the app's assertions and context tokens
 	state             *sharedState
 	statuses          *statusClasses
+	formatWarned      atomic.Bool // the app asked for appContext in the form its message_format does not post
 	logger            *zap.Logger
 }
 

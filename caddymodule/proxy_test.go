@@ -230,6 +230,9 @@ func testHelpdesk() http.Handler {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
+		if serveChatwootConversation(w, r) {
+			return
+		}
 		contacts := map[string]string{
 			"123": `{"id":456,"name":"Jane Doe","email":"jane@example.com","phone_number":"+1234567890"}`,
 			"124": `{"id":457,"name":"John Roe","email":"john@example.com","phone_number":null}`,
@@ -321,6 +324,7 @@ func gatewayConfig() string {
 		}
 		app probe "Probe" %[5]s/
 		`+hostileAppsConfig()+`
+		`+chatwootAppsConfig()+`
 	}
 }
 http://localhost:9080 {

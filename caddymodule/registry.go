@@ -38,10 +38,11 @@ type AppConfig struct {
 	// Tab order: apps are sorted by position, then by name, then by id.
 	Position int `json:"position,omitempty"`
 
-	// How appContext messages are posted to the app's iframe: "object" (the
-	// default, a structured-clone object as in the helpdesk's documentation)
-	// or "json_string" (the same message JSON.stringify-ed, for apps written
-	// for Chatwoot, which posts strings).
+	// How appContext messages are posted to the app's iframe: "auto" (the
+	// default: both forms, on load and on every change, until the app asks
+	// with one, then only that form), "object" (a structured-clone object,
+	// as in the helpdesk's documentation) or "json_string" (the same
+	// message JSON.stringify-ed, as Chatwoot posts it).
 	MessageFormat string `json:"message_format,omitempty"`
 
 	// Put the conversation's messages (messages and
@@ -115,6 +116,7 @@ const minSecretLen = 32
 
 // Message formats.
 const (
+	FormatAuto       = "auto"
 	FormatObject     = "object"
 	FormatJSONString = "json_string"
 )
@@ -175,9 +177,9 @@ func (a *AppConfig) validate(id string) error {
 		a.secret = secret
 	}
 	switch a.MessageFormat {
-	case "", FormatObject, FormatJSONString:
+	case "", FormatAuto, FormatObject, FormatJSONString:
 	default:
-		return fail("message_format", a.MessageFormat, `must be "object" or "json_string"`)
+		return fail("message_format", a.MessageFormat, `must be "auto", "object" or "json_string"`)
 	}
 	if a.Timeout < 0 {
 		return fail("timeout", time.Duration(a.Timeout).String(), "must not be negative")
@@ -265,7 +267,7 @@ func dotSegment(escaped string) bool {
 // format is the effective message format.
 func (a *AppConfig) format() string {
 	if a.MessageFormat == "" {
-		return FormatObject
+		return FormatAuto
 	}
 	return a.MessageFormat
 }

@@ -32,7 +32,10 @@ func TestAppValidation(t *testing.T) {
 		{"userinfo", "a", func(a *AppConfig) { a.URL = "http://u:p@x/" }, "must not carry userinfo"},
 		{"fragment", "a", func(a *AppConfig) { a.URL = "http://x/#f" }, "must not have a fragment"},
 		{"bad account", "a", func(a *AppConfig) { a.Accounts = []int{1, -2} }, `accounts []int{1, -2}: account ids are positive integers, not -2`},
-		{"bad format", "a", func(a *AppConfig) { a.MessageFormat = "JSON" }, `message_format "JSON"`},
+		{"bad format", "a", func(a *AppConfig) { a.MessageFormat = "JSON" }, `app "a": message_format "JSON": must be "auto", "object" or "json_string"`},
+		{"auto format", "a", func(a *AppConfig) { a.MessageFormat = "auto" }, ""},
+		{"object format", "a", func(a *AppConfig) { a.MessageFormat = "object" }, ""},
+		{"json_string format", "a", func(a *AppConfig) { a.MessageFormat = "json_string" }, ""},
 		{"negative timeout", "a", func(a *AppConfig) { a.Timeout = -1 }, `timeout "-1ns"`},
 		{"tls on http", "a", func(a *AppConfig) { a.TLS = &AppTLS{} }, "TLS settings apply only to https apps"},
 	} {

@@ -31,7 +31,9 @@
   let mode = 'panel';
   let collapsed = store('collapsed') === '1';
   let width = +store('width') || 380;
-  const entries = new Map(); // app id -> {id, app, origin, tab, panel, frame, load, loaded, want}
+  // app id -> {id, app, origin, tab, panel, frame, load, loaded, want,
+  //   form, loads, askedAt, session}
+  const entries = new Map();
   const appsCache = new Map(); // account -> Promise of its app list
   let bodyMargin = null;
 
@@ -99,15 +101,43 @@
     // whose own message cannot be had gets nothing: never another app's,
     // nor one without its token.
     const c = ctx;
+    const f = formOf(e); // as of now: an answer to a request is in the form asked
     const p = c.per.get(e.id) || getJSON(c.url + '&app=' + encodeURIComponent(e.id)).catch(() => null);
     c.per.set(e.id, p);
     p.then(safe((msg) => {
       if (!msg || ctx !== c || !e.frame || e.frame.contentWindow !== w) return; // none, or moved on meanwhile
-      w.postMessage(e.app.message_format === 'json_string' ? JSON.stringify(msg) : msg, e.origin);
+      if (f !== 'string') w.postMessage(msg, e.origin);
+      if (f !== 'object') w.postMessage(JSON.stringify(msg), e.origin);
       posts++;
     }));
   });
   const postAll = () => entries.forEach((e) => { if (e.loaded || e.want) postTo(e); });
+
+  // Message formats: 'object' (the helpdesk's documented form), 'string'
+  // (the same JSON.stringify-ed, as Chatwoot posts it), or, for an app in
+  // message_format auto that has not asked yet in this document, 'both'.
+  const formOf = (e) => {
+    const f = e.app.message_format;
+    return f === 'object' ? 'object' : f === 'json_string' ? 'string' : (e.form || 'both');
+  };
+  // An app asked in form f. In auto, that is its form for this document:
+  // a request counts for the document that sent it, whether it came
+  // before the frame's load event (then it is the new document's) or
+  // after; a document that never asks gets both forms again. A forced
+  // format the app did not ask in is reported to the gateway, which warns
+  // the operator once.
+  const reported = new Set();
+  const learn = (e, f) => {
+    const forced = e.app.message_format;
+    if (forced !== 'object' && forced !== 'json_string') {
+      e.form = f;
+      e.askedAt = e.loads;
+      return;
+    }
+    if ((forced === 'object') === (f === 'object') || reported.has(e.id)) return;
+    reported.add(e.id);
+    postJSON('message-format', { app: e.id, asked: f === 'object' ? 'object' : 'json_string' }).catch(() => {});
+  };
 
   // Whether a frame still shows its own app. On an origin of its own the
   // targetOrigin of every post says so; under the helpdesk's origin every
@@ -171,10 +201,18 @@
     let e = null;
     entries.forEach((x) => { if (x.frame && x.frame.contentWindow === ev.source) e = x; });
     if (!e || ev.origin !== e.origin) return;
-    let d = ev.data;
-    if (d === 'chatwoot-dashboard-app:fetch-info') d = { event: 'fetch-info' };
-    else if (typeof d === 'string' && d[0] === '{') { try { d = JSON.parse(d); } catch (_) { return; } }
-    if (d && typeof d === 'object' && d.event === 'fetch-info') postTo(e);
+    // The object {"event": "fetch-info"} asks for objects; the string
+    // 'chatwoot-dashboard-app:fetch-info' (or a JSON string of either
+    // event) for strings.
+    let d = ev.data, f = 'object';
+    if (typeof d === 'string') {
+      f = 'string';
+      if (d === 'chatwoot-dashboard-app:fetch-info') d = { event: 'fetch-info' };
+      else if (d[0] === '{') { try { d = JSON.parse(d); } catch (_) { return; } }
+    }
+    if (!d || typeof d !== 'object' || (d.event !== 'fetch-info' && !(f === 'string' && d.event === 'chatwoot-dashboard-app:fetch-info'))) return;
+    learn(e, f);
+    postTo(e);
   }));
 
   const loadApps = (account) => {
@@ -371,6 +409,10 @@
       }
       e.loaded = true;
       e.load.hidden = true;
+      // A new document: in message_format auto it gets both forms until
+      // it asks, unless it asked already, before this event.
+      e.loads++;
+      if (e.askedAt !== e.loads - 1) e.form = null;
       postTo(e); // every load, including navigations inside the app
     }));
     wrap.append(e.load, e.frame);
@@ -447,7 +489,7 @@
       const id = String(a.id);
       let e = entries.get(id);
       if (e && e.app.url !== a.url) { drop(e); e = null; }
-      if (!e) entries.set(id, e = { id, origin: a.origin, loaded: false, want: false });
+      if (!e) entries.set(id, e = { id, origin: a.origin, loaded: false, want: false, form: null, loads: 0, askedAt: -1 });
       e.app = a;
       if (!e.tab && shown(a)) build(e); // iframes only for apps shown here
       if (e.tab) {
