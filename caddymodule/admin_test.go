@@ -242,6 +242,8 @@ func TestAdminRefusesInvalidChanges(t *testing.T) {
 		{method: "POST", path: "orders/timeout", body: `true`, want: `app "orders": timeout true: must be a duration`},
 		{method: "POST", path: "orders/accounts", body: `"1"`, want: `app "orders": accounts "1": must be a list of whole numbers`},
 		{method: "POST", path: "orders/message_format", body: `"xml"`, want: `app "orders": message_format "xml": must be "auto", "object" or "json_string"`},
+		{method: "PATCH", path: "orders/url", body: `"http://x/c/{contact.age}"`, want: `app "orders": url "http://x/c/{contact.age}": unknown template variable {contact.age} (known: {conversation.id}, `},
+		{method: "POST", path: "orders/base_path", body: `"/nope/"`, want: `app "orders": base_path "/nope/": must be a prefix of the url's path "/"`},
 		{method: "POST", path: "orders/colour", body: `"red"`, want: `app "orders": colour "red": unknown field; the fields are name, url, `},
 		{method: "POST", path: "orders/tls", body: `{"ca_file":5}`, want: `app "orders": tls {"ca_file":5}: tls.ca_file must be a string`},
 		{method: "POST", path: "orders/tls", body: `{"ca":"x"}`, want: `app "orders": tls {"ca":"x"}: unknown field "ca"; the fields there are ca_file, server_name, insecure_skip_verify`},

@@ -26,6 +26,7 @@ func init() {
 //		app <id> <name> <url> {
 //			accounts <ids...>
 //			position <n>
+//			base_path <path>
 //			message_format auto|object|json_string
 //			context_messages
 //			timeout <duration>
@@ -133,6 +134,10 @@ func (a *AppConfig) unmarshalBlock(d *caddyfile.Dispenser) error {
 				return d.Errf("position %q: not an integer", v)
 			}
 			a.Position = n
+		case "base_path":
+			if !d.AllArgs(&a.BasePath) {
+				return d.ArgErr()
+			}
 		case "message_format":
 			if !d.AllArgs(&a.MessageFormat) {
 				return d.ArgErr()

@@ -21,7 +21,8 @@ import (
 // 702 of the test helpdesk, in Chatwoot's shapes), so that the other tests'
 // tabs stay as they are. None sets message_format.
 func chatwootAppsConfig() string {
-	return strings.ReplaceAll(`app strings "Strings" URL/strings/ {
+	return templateAppsConfig() + `
+		` + strings.ReplaceAll(`app strings "Strings" URL/strings/ {
 			inboxes 7
 		}
 		app objects "Objects" URL/objects/ {
@@ -85,6 +86,9 @@ func chatwootConversation(id string) ([]byte, bool) {
 		"701": {"id": 4202, "name": "Liam O'Connor", "email": "liam@example.com", "phone_number": "+353871234567",
 			"custom_attributes":     map[string]any{"plan": "starter", "crm_id": "CRM-78"},
 			"additional_attributes": map[string]any{"city": "Cork"}},
+		// Values that would climb out of an app's URL template.
+		"702": {"id": 4203, "name": "../../x", "email": "%2F..@x"},
+		"703": {"id": 4204, "name": ".."},
 	}
 	sender, ok := contacts[id]
 	if !ok {

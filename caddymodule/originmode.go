@@ -316,7 +316,7 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	to := req.To
 	if to == "" {
-		to = p.entryPath()
+		to = p.emptyEntryPath()
 	} else if !localPath(to) {
 		return writeJSONError(w, http.StatusBadRequest, "to "+strconv.Quote(to)+": must be a path on the app's origin, starting with a single /")
 	}

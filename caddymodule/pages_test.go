@@ -53,6 +53,7 @@ window.addEventListener('message', function (e) {
 window.parent.postMessage('chatwoot-dashboard-app:fetch-info', '*');
 </script>`)
 	})
+	templateAppPages(mux)
 	for path, body := range chatwootAppPages {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) { page(w, body) })
 	}

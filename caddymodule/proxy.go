@@ -454,25 +454,22 @@ func upstreamAcceptEncoding(r *http.Request) string {
 	return decodableEncodings(r.Header.Get("Accept-Encoding"))
 }
 
-// entryURL is where the app's tab opens in path mode: its proxied prefix,
-// with the query of the app's configured URL.
+// entryURL is where the app's tab opens in path mode: the entry page of
+// the app's url under its proxied prefix, its template variables kept for
+// the host script to fill.
 func (p *appProxy) entryURL() string {
-	u := p.mapper.Proxied()
-	if q := p.app.upstream.RawQuery; q != "" {
-		u += "?" + q
-	}
-	return u
+	return p.mapper.Proxied() + p.app.entry
 }
 
 // entryPath is where the app's tab opens on its own origin: the path and
-// query of the app's configured URL.
+// query of the app's url, its template variables kept for the host script
+// to fill.
 func (p *appProxy) entryPath() string {
-	u := p.app.upstream.EscapedPath()
-	if u == "" {
-		u = "/"
-	}
-	if q := p.app.upstream.RawQuery; q != "" {
-		u += "?" + q
-	}
-	return u
+	return p.app.upstream.EscapedPath() + p.app.entry
+}
+
+// emptyEntryPath is entryPath with its template variables empty: where a
+// session opens when the host script names no page.
+func (p *appProxy) emptyEntryPath() string {
+	return p.app.upstream.EscapedPath() + p.app.emptyEntry()
 }

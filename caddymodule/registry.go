@@ -24,12 +24,24 @@ type AppConfig struct {
 	// (U+202E and its kin, which make a label read as another). Required.
 	Name string `json:"name"`
 
-	// The app's absolute http or https URL, with a host, a port 1 to 65535
-	// if any, without userinfo or fragment, and without "." or ".."
-	// segments in any encoding. Its path is the app's base path upstream: every request under
-	// the app's proxied prefix is joined under it, and never leaves it.
-	// Required.
+	// The app's entry page: an absolute http or https URL, with a host, a
+	// port 1 to 65535 if any, without userinfo or fragment, and without "."
+	// or ".." segments in any encoding. It may name a file and carry a
+	// query (http://db.internal/adminer/sqlite.php?sqlite=): the app's tab
+	// opens exactly that page. Its directory, the path up to the last "/"
+	// (before the first template variable), is the app's base path
+	// upstream unless base_path says otherwise: every request under the
+	// app's proxied prefix is joined under it, and never leaves it. The
+	// path after the base path, and the query, may hold template
+	// variables, such as {contact.id}, which the helpdesk page fills from
+	// the open conversation (see templateVars). Required.
 	URL string `json:"url"`
+
+	// The app's base path upstream, when it is not the directory of url:
+	// an absolute path ending in "/" that is a prefix of url's path, for
+	// apps whose pages reach above their entry page's directory (an app at
+	// /transmission/web/ that calls ../rpc: base_path /transmission/).
+	BasePath string `json:"base_path,omitempty"`
 
 	// The helpdesk account ids in which the app is shown. Empty means every
 	// account.
@@ -87,8 +99,10 @@ type AppConfig struct {
 	Roles []string `json:"roles,omitempty"`
 
 	id       string
-	upstream *url.URL
-	secret   string // IdentitySecret with its placeholders replaced
+	upstream *url.URL // the URL's origin, with the base path as its path
+	entry    string   // the entry page after the base path: escaped path and "?query", template variables kept
+	vars     []string // the template variables in url, in order of appearance
+	secret   string   // IdentitySecret with its placeholders replaced
 }
 
 // AppTLS configures the connection to an https app.
@@ -144,10 +158,13 @@ func (a *AppConfig) validate(id string) error {
 	if r, ok := spoofingRune(a.Name); ok {
 		return fail("name", a.Name, fmt.Sprintf("must not contain control, line-separator or bidirectional-formatting characters (has %U)", r))
 	}
-	u, err := parseAppURL(a.URL)
-	if err != nil {
-		return fail("url", a.URL, err.Error())
+	if field, err := a.parseURL(); err != nil {
+		if field == "base_path" {
+			return fail(field, a.BasePath, err.Error())
+		}
+		return fail(field, a.URL, err.Error())
 	}
+	u := a.upstream
 	for _, acc := range a.Accounts {
 		if acc <= 0 {
 			return fail("accounts", a.Accounts, fmt.Sprintf("account ids are positive integers, not %d", acc))
@@ -187,7 +204,7 @@ func (a *AppConfig) validate(id string) error {
 	if a.TLS != nil && u.Scheme != "https" {
 		return fail("tls", a.URL, "TLS settings apply only to https apps")
 	}
-	a.id, a.upstream = id, u
+	a.id = id
 	return nil
 }
 

@@ -32,7 +32,7 @@
   let collapsed = store('collapsed') === '1';
   let width = +store('width') || 380;
   // app id -> {id, app, origin, tab, panel, frame, load, loaded, want,
-  //   form, loads, askedAt, session}
+  //   form, loads, askedAt, target, session}
   const entries = new Map();
   const appsCache = new Map(); // account -> Promise of its app list
   let bodyMargin = null;
@@ -87,6 +87,59 @@
     document.head.appendChild(link);
   });
 
+  // URL template variables, filled from the open conversation's
+  // appContext; a missing value is empty.
+  const contactOf = (d) => d.contact || (d.conversation && d.conversation.contact) || {};
+  const VARS = {
+    'conversation.id': (d) => d.conversation.id,
+    'conversation.inbox_id': (d) => d.conversation.inbox_id,
+    'account.id': (d) => d.conversation.account_id,
+    'contact.id': (d) => contactOf(d).id,
+    'contact.email': (d) => contactOf(d).email,
+    'contact.name': (d) => contactOf(d).name,
+    'contact.phone_number': (d) => contactOf(d).phone_number,
+    'currentAgent.id': (d) => d.currentAgent.id,
+    'currentAgent.email': (d) => d.currentAgent.email,
+  };
+  const VAR_RE = new RegExp('\\{(' + Object.keys(VARS).map((k) => k.replace('.', '\\.')).join('|') + ')\\}', 'g');
+  const valueOf = (d, name) => {
+    const v = attempt(() => VARS[name](d));
+    return v == null || typeof v === 'object' ? '' : String(v);
+  };
+  // Fills url's variables from d (appContext's data), each percent-encoded
+  // for its place: a path segment or a query value. A path segment that
+  // filling leaves all dots ("..", ".%2e"...) would be resolved by the
+  // browser and climb out of the app: its dots are encoded twice, so that
+  // it stays a segment of its own (which the gateway, in path mode,
+  // refuses rather than resolve).
+  const fill = (url, d) => {
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const put = (m, name) => encodeURIComponent(valueOf(d, name));
+    return path.split('/').map((seg) => {
+      if (seg.indexOf('{') < 0) return seg;
+      const f = seg.replace(VAR_RE, put);
+      return /^(\.|%2e){1,2}$/i.test(f) ? f.replace(/\.|%2e/gi, '%252E') : f;
+    }).join('/') + (q < 0 ? '' : url.slice(q).replace(VAR_RE, put));
+  };
+  // An app with template variables follows the open conversation: its
+  // frame moves to the URL filled from the conversation's context whenever
+  // that differs from the one it was given last, and gets the context on
+  // that load. Returns whether the frame moved.
+  const follow = (e) => {
+    if (!e.app.vars.length || !e.frame) return false;
+    if (!cur || listAccount !== cur.account || !ctx.msg || ctx.key !== keyOf(cur) || !shown(e.app)) return false;
+    const u = new URL(fill(e.app.url, ctx.msg.data || {}), location.href);
+    if (u.origin !== e.app.origin) return false; // never anywhere else
+    if (e.target && e.target.href === u.href) return false;
+    e.target = { href: u.href, path: u.pathname + u.search };
+    e.open.href = u.href;
+    e.loaded = false;
+    e.want = false;
+    navigate(e, e.target.path);
+    return true;
+  };
+
   // Post only the open conversation's context, only to apps listed for its
   // account and shown for its inbox, only to the app's exact origin.
   const postTo = safe((e) => {
@@ -111,7 +164,9 @@
       posts++;
     }));
   });
-  const postAll = () => entries.forEach((e) => { if (e.loaded || e.want) postTo(e); });
+  // Apps whose url has template variables move to the filled URL instead:
+  // they get the context on that load.
+  const postAll = () => entries.forEach((e) => { if (!follow(e) && (e.loaded || e.want)) postTo(e); });
 
   // Message formats: 'object' (the helpdesk's documented form), 'string'
   // (the same JSON.stringify-ed, as Chatwoot posts it), or, for an app in
@@ -160,7 +215,7 @@
     headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
     body: JSON.stringify(body),
   }).then((r) => (r.ok ? r.json() : Promise.reject(r.status)));
-  const openSession = (e, to) => postJSON('session', { app: e.id, to: to || e.app.path }).then((a) => {
+  const openSession = (e, to) => postJSON('session', { app: e.id, to: to || entryOf(e).path }).then((a) => {
     if (!a || typeof a.url !== 'string') return Promise.reject(0);
     const u = new URL(a.url, location.href);
     if (u.origin !== e.app.origin) return Promise.reject(0); // only ever the app's own origin
@@ -174,16 +229,23 @@
     if (!s || !s.renew || !(s.every > 0)) return;
     e.renewer = setInterval(safe(() => {
       postJSON('session', { app: e.id, renew: s.renew }).catch((err) => {
-        if (err === 410 || err === 401 || err === 403) clearInterval(e.renewer);
+        if (err === 410 || err === 401 || err === 403) { clearInterval(e.renewer); s.ended = true; }
       });
     }), s.every);
   };
-  // Points the frame at url (path mode) or at a ticket for it (origin
-  // mode); errors show inside the app's tab only.
+  // Where the app's frame opens: its entry page, or for an app with
+  // template variables the page last filled in for the open conversation
+  // (href: for the frame, path: on the app's own origin).
+  const entryOf = (e) => e.target || { href: e.app.url, path: e.app.path };
+  // Points the frame at its page (path mode) or at a ticket for it (origin
+  // mode; a frame whose session is live, its ticket spent and this page
+  // renewing it, goes to another page of its app directly); errors show
+  // inside the app's tab only.
   const navigate = (e, to) => {
     e.load.hidden = false;
     e.load.textContent = 'Loading…';
-    if (!e.app.own) { e.frame.src = to || e.app.url; return; }
+    if (!e.app.own) { e.frame.src = entryOf(e).href; return; }
+    if (to && e.session && e.session.live && !e.session.ended) { e.frame.src = e.app.origin + to; return; }
     openSession(e, to).then(safe((s) => {
       if (entries.get(e.id) !== e) return;
       clearInterval(e.renewer);
@@ -227,7 +289,9 @@
       list = (Array.isArray(apps) ? apps : []).filter((a) => {
         if (!a || a.id == null || !a.url) return false;
         try {
-          const u = new URL(a.url, location.href);
+          a.url = String(a.url);
+          a.vars = a.url.match(VAR_RE) || []; // template variables, filled per conversation
+          const u = new URL(a.vars.length ? fill(a.url, {}) : a.url, location.href);
           a.origin = u.origin;
           a.own = u.origin !== location.origin; // origin mode: the app on an origin of its own
           a.path = u.pathname + u.search;
@@ -374,7 +438,7 @@
     const bar = el('div', 'da-bar');
     e.title = el('span', 'da-title');
     e.open = el('a', 'da-btn da-open', {
-      href: e.app.url, target: '_blank', rel: 'noopener', title: 'Open in new tab', 'aria-label': 'Open in new tab',
+      href: entryOf(e).href, target: '_blank', rel: 'noopener', title: 'Open in new tab', 'aria-label': 'Open in new tab',
     });
     e.open.appendChild(icon('M9.5 2.5h4v4M13.5 2.5 8 8M11.5 9.5v4h-9v-9h4'));
     e.open.addEventListener('click', safe((ev) => {
@@ -383,7 +447,7 @@
       ev.preventDefault();
       const tab = window.open('', '_blank');
       if (tab) tab.opener = null;
-      openSession(e).then((s) => { if (tab) tab.location.replace(s.href); }, () => { if (tab) tab.close(); });
+      openSession(e, entryOf(e).path).then((s) => { if (tab) tab.location.replace(s.href); }, () => { if (tab) tab.close(); });
     }));
     const reload = el('button', 'da-btn da-reload', { type: 'button', title: 'Reload', 'aria-label': 'Reload' });
     reload.appendChild(icon('M13.5 8a5.5 5.5 0 1 1-1.6-3.9M12.5 1.5v3h-3'));
@@ -391,7 +455,7 @@
       if (e.app.own) { navigate(e); return; } // a new ticket: the session may have ended
       e.load.hidden = false;
       // Reload the app's current page; if it left our origin, restart it.
-      try { e.frame.contentWindow.location.reload(); } catch (_) { e.frame.src = e.app.url; }
+      try { e.frame.contentWindow.location.reload(); } catch (_) { e.frame.src = entryOf(e).href; }
     }));
     bar.append(e.title, e.open, reload);
     const wrap = el('div', 'da-wrap');
@@ -399,10 +463,12 @@
     e.load.textContent = 'Loading…';
     // src before insertion: no about:blank load first (origin mode: the
     // frame's first load is about:blank while the ticket comes, and gets
-    // nothing: its origin is not the app's).
-    e.frame = el('iframe', 'da-frame', e.app.own ? { 'data-app-id': id } : { src: e.app.url, 'data-app-id': id });
+    // nothing: its origin is not the app's; likewise for an app whose URL
+    // waits for the conversation to fill its template variables).
+    const later = e.app.own || e.app.vars.length;
+    e.frame = el('iframe', 'da-frame', later ? { 'data-app-id': id } : { src: e.app.url, 'data-app-id': id });
     e.frame.addEventListener('load', safe(() => {
-      if (e.app.own && !e.frame.getAttribute('src')) return;
+      if (!e.frame.getAttribute('src')) return;
       if (e.app.own && e.session && !e.session.live) {
         e.session.live = true;
         keepAlive(e);
@@ -418,7 +484,8 @@
     wrap.append(e.load, e.frame);
     e.panel.append(bar, wrap);
     panels.appendChild(e.panel);
-    if (e.app.own) navigate(e);
+    if (e.app.vars.length) follow(e);
+    else if (e.app.own) navigate(e);
   };
 
   const drop = (e) => {
