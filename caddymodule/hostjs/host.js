@@ -236,7 +236,7 @@
   // Where the app's frame opens: its entry page, or for an app with
   // template variables the page last filled in for the open conversation
   // (href: for the frame, path: on the app's own origin).
-  const entryOf = (e) => e.target || { href: e.app.url, path: e.app.path };
+  const entryOf = (e) => e.target || { href: e.app.href, path: e.app.path };
   // Points the frame at its page (path mode) or at a ticket for it (origin
   // mode; a frame whose session is live, its ticket spent and this page
   // renewing it, goes to another page of its app directly); errors show
@@ -294,6 +294,7 @@
           const u = new URL(a.vars.length ? fill(a.url, {}) : a.url, location.href);
           a.origin = u.origin;
           a.own = u.origin !== location.origin; // origin mode: the app on an origin of its own
+          a.href = a.vars.length ? u.href : a.url; // with its variables empty until a conversation fills them
           a.path = u.pathname + u.search;
           return /^https?:$/.test(u.protocol); // never a javascript: tab
         } catch (_) { return false; }
