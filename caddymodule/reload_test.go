@@ -135,9 +135,14 @@ func TestReloadsUnderLoad(t *testing.T) {
 	if ok.Load() == 0 {
 		t.Fatal("no request succeeded")
 	}
-	maxAgain, maxMoreThanOnce := 0.01, 0.001
+	// Measured on this project's machine kind: none on a quiet machine;
+	// up to 2.7% and 0.23% with other test suites keeping both cores busy
+	// (load 15); under -race up to 8.4% and 0.36%. The bounds leave room
+	// for a busy runner and still catch a reload that drops connections
+	// wholesale.
+	maxAgain, maxMoreThanOnce := 0.05, 0.01
 	if raceEnabled { // the old server accepts slowly: more queued connections reset
-		maxAgain, maxMoreThanOnce = 0.20, 0.02
+		maxAgain, maxMoreThanOnce = 0.25, 0.03
 	}
 	if f := float64(again) / float64(total); f >= maxAgain {
 		t.Errorf("%d of %d requests (%.2f%%) had to be sent again on a new connection, closed unanswered by a reload: the bound is %.1f%%", again, total, 100*f, 100*maxAgain)
