@@ -32,12 +32,20 @@ type App struct {
 	// Settings of the appContext cache.
 	Context *ContextConfig `json:"context,omitempty"`
 
+	// Redis connecting the instances of a cluster (redis:// or rediss://,
+	// with user, password and db; placeholders such as {env.REDIS_URL}):
+	// a webhook received by any instance evicts the cached context on
+	// every instance. Without it, eviction is per instance.
+	RedisURL string `json:"redis_url,omitempty"`
+
 	ordered  []*AppConfig
 	logger   *zap.Logger
 	identity *identityKey
 	state    *sharedState
 	stateKey string
 	metrics  *gatewayMetrics
+	redis    *redisLink // nil without redis_url
+	redisKey string
 	// The app_domain of every site that serves the apps in origin mode,
 	// for the TLS permission module; added by the handlers as they are
 	// provisioned.
@@ -85,6 +93,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.metrics, err = loadMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("dashboard_apps: registering metrics: %v", err)
 	}
+	if a.RedisURL != "" {
+		if opts, _, err := parseRedisURL(a.RedisURL); err == nil { // else Validate refuses the config
+			if a.redis, a.redisKey, err = loadLink(opts); err != nil {
+				return fmt.Errorf("dashboard_apps: redis_url: %v", err)
+			}
+			a.redis.attach(a.state)
+			if err := registerRedisUp(ctx.GetMetricsRegistry(), a.redis.connected); err != nil {
+				return fmt.Errorf("dashboard_apps: registering metrics: %v", err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -107,6 +126,9 @@ func (a *App) Validate() error {
 			}
 		}
 	}
+	if err := validateRedisURL(a.RedisURL); err != nil {
+		return fmt.Errorf("dashboard_apps: %v", err)
+	}
 	if a.logger != nil {
 		for _, app := range a.ordered {
 			if app.TLS != nil && app.TLS.InsecureSkipVerify {
@@ -123,6 +145,10 @@ func (a *App) Validate() error {
 func (a *App) Cleanup() error {
 	if a.metrics != nil {
 		states.Delete(metricsKey)
+	}
+	if a.redis != nil {
+		a.redis.detach(a.state)
+		links.Delete(a.redisKey) // closes the connection when no config uses it
 	}
 	if a.stateKey != "" {
 		_, err := states.Delete(a.stateKey)
@@ -176,8 +202,14 @@ func (a *App) ttl() time.Duration {
 	return time.Duration(a.Context.TTL)
 }
 
-// Start implements caddy.App.
-func (a *App) Start() error { return nil }
+// Start implements caddy.App: it connects to the cluster's Redis, if
+// any (once: the connection outlives reloads).
+func (a *App) Start() error {
+	if a.redis != nil {
+		a.redis.start()
+	}
+	return nil
+}
 
 // Stop implements caddy.App.
 func (a *App) Stop() error { return nil }

@@ -41,6 +41,7 @@ func init() {
 //		}
 //		context_ttl <duration>
 //		cache_size <size>
+//		redis_url <url>
 //	}
 //
 // The option may appear once.
@@ -99,6 +100,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("cache_size %q: %v", v, err)
 			}
 			a.context().CacheSize = v
+		case "redis_url":
+			if !d.AllArgs(&a.RedisURL) {
+				return d.ArgErr()
+			}
 		default:
 			return d.Errf("unrecognized dashboard_apps option %q", d.Val())
 		}

@@ -46,10 +46,16 @@ func loadState(size int) (*sharedState, string, error) {
 // conversation, a contact) without an index from those to cache keys: an
 // entry records the generation of its slots when it is stored and is
 // stale once any of them has moved on. Slots are hashed into a fixed array,
-// so memory stays bounded; a collision only evicts more than needed.
+// so memory stays bounded; a collision only evicts more than needed. One
+// more slot, globalSlot, is in every context entry: moving it on evicts
+// them all (a cluster instance that was cut off from its peers does so).
 type generations struct {
-	slots [1 << 16]atomic.Uint32
+	slots [1<<16 + 1]atomic.Uint32
 }
+
+// globalSlot is the slot every context entry depends on; slotOf never
+// returns it.
+const globalSlot = 1 << 16
 
 // What a generation slot is about.
 const (
@@ -78,13 +84,19 @@ func (g *generations) bump(about byte, account, id int64) {
 	g.slots[slotOf(about, account, id)].Add(1)
 }
 
+// bumpAll evicts every context entry.
+func (g *generations) bumpAll() {
+	g.slots[globalSlot].Add(1)
+}
+
 // entrySlots are the slots a context entry depends on.
-func entrySlots(account, conversation, contact int64) [4]uint32 {
-	return [4]uint32{
+func entrySlots(account, conversation, contact int64) [5]uint32 {
+	return [5]uint32{
 		slotOf(aboutConversation, account, conversation),
 		slotOf(aboutConversation, anyAccount, conversation),
 		slotOf(aboutContact, account, contact),
 		slotOf(aboutContact, anyAccount, contact),
+		globalSlot,
 	}
 }
 

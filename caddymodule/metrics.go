@@ -99,3 +99,21 @@ func (c *statusClasses) count(status int) {
 	}
 	c[i].Inc()
 }
+
+// registerRedisUp registers caddy_dashboard_apps_redis_up in a config's
+// registry (nil: none), for configs with redis_url: 1 while the instance
+// is subscribed to its peers' evictions, 0 while Redis cannot be reached.
+func registerRedisUp(reg *prometheus.Registry, up func() bool) error {
+	if reg == nil {
+		return nil
+	}
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Name: "redis_up",
+		Help: "1 while this instance is connected to the cluster's Redis (webhook evictions reach every instance), 0 while it is cut off (they evict on this instance only).",
+	}, func() float64 {
+		if up() {
+			return 1
+		}
+		return 0
+	}))
+}

@@ -111,21 +111,26 @@ func (h *Handler) evict(ev *webhookEvent) bool {
 	case ev.Account != nil && ev.Account.ID != nil:
 		account = *ev.Account.ID
 	}
-	gens := &h.state.gens
+	evs := make([]eviction, 0, 2)
 	switch ev.Event {
 	case "conversation_created", "conversation_updated", "conversation_status_changed":
 		if ev.ID != nil {
-			gens.bump(aboutConversation, account, *ev.ID)
+			evs = append(evs, eviction{aboutConversation, account, *ev.ID})
 		}
 		if ev.Meta != nil && ev.Meta.Sender != nil && ev.Meta.Sender.ID != nil {
-			gens.bump(aboutContact, account, *ev.Meta.Sender.ID)
+			evs = append(evs, eviction{aboutContact, account, *ev.Meta.Sender.ID})
 		}
 	case "contact_updated", "contact_deleted":
 		if ev.ID != nil {
-			gens.bump(aboutContact, account, *ev.ID)
+			evs = append(evs, eviction{aboutContact, account, *ev.ID})
 		}
 	default:
 		return false
+	}
+	// Here first and always; then, in a cluster, on the other instances.
+	h.state.gens.apply(evs)
+	if l := h.registry.redis; l != nil {
+		l.fanOut(evs)
 	}
 	h.metrics.evictions.Inc()
 	return true
