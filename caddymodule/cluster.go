@@ -509,7 +509,15 @@ func (l *redisLink) publish() {
 		if l.overflow.Swap(false) || len(pending) > maxPendingEvictions {
 			all, pending = true, nil
 		}
-		if len(pending) == 0 && !all || !l.up.Load() {
+		if !l.up.Load() {
+			continue
+		}
+		if len(pending) == 0 && !all {
+			// Subscribed (again): have a connection ready for the next
+			// eviction, rather than dial when it comes.
+			ctx, cancel := context.WithTimeout(l.ctx, redisPublishTimeout)
+			l.client.Ping(ctx)
+			cancel()
 			continue
 		}
 		ctx, cancel := context.WithTimeout(l.ctx, redisPublishTimeout)
