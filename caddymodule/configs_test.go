@@ -17,6 +17,7 @@ import (
 func TestConfigsValidate(t *testing.T) {
 	t.Setenv("CRM_IDENTITY_SECRET", strings.Repeat("s", 40))
 	t.Setenv("DASHBOARD_APPS_WEBHOOK_SECRET", "webhook-secret")
+	t.Setenv("REDIS_URL", "redis://:redis-password@127.0.0.1:6390/0")
 	files, _ := filepath.Glob("../configs/*")
 	more, _ := filepath.Glob("../configs/*/*")
 	files = append(append(files, more...), "../Caddyfile")
