@@ -59,20 +59,27 @@ func TestClusterLoad(t *testing.T) {
 	}
 	t.Logf("%d workers, conversations 1..%d, %d webhooks/s, %d runs of %d s per case (medians)", workers, conversations, hooksPerSec, runs, seconds)
 	loadRun(c, []*gateway{c.lb, c.a, c.b, lb1}, nil, time.Second, workers, conversations, hooksPerSec, true) // warm-up
-	for _, tc := range cases {
-		var rates, p50s, p99s, hitRates []float64
-		for range runs {
+	// Cases take turns, run by run, so that each sees the same moments of
+	// a machine whose speed drifts.
+	type series struct{ rates, p50s, p99s, hitRates []float64 }
+	results := make([]series, len(cases))
+	for range runs {
+		for i, tc := range cases {
 			r := loadRun(c, tc.targets, tc.hookTargets, time.Duration(seconds)*time.Second, workers, conversations, hooksPerSec, tc.withoutHooks)
 			if r.errors > 0 {
 				t.Errorf("%s: %d failed requests", tc.name, r.errors)
 			}
-			rates = append(rates, r.rps)
-			p50s = append(p50s, r.p50.Seconds()*1000)
-			p99s = append(p99s, r.p99.Seconds()*1000)
-			hitRates = append(hitRates, r.hitRate*100)
+			s := &results[i]
+			s.rates = append(s.rates, r.rps)
+			s.p50s = append(s.p50s, r.p50.Seconds()*1000)
+			s.p99s = append(s.p99s, r.p99.Seconds()*1000)
+			s.hitRates = append(s.hitRates, r.hitRate*100)
 		}
+	}
+	for i, tc := range cases {
+		s := results[i]
 		t.Logf("%-48s %7.0f req/s (runs %s), p50 %.2f ms, p99 %.2f ms, cache hits %.0f%%",
-			tc.name, median(rates), formatRates(rates), median(p50s), median(p99s), median(hitRates))
+			tc.name, median(s.rates), formatRates(s.rates), median(s.p50s), median(s.p99s), median(s.hitRates))
 	}
 }
 
