@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/redis/go-redis/v9"
 )
 
 // The cluster test runs what an operator runs: a real redis-server, two
@@ -380,6 +381,13 @@ func (p *tcpProxy) relay(c net.Conn) {
 }
 
 func (p *tcpProxy) addr() string { return p.l.Addr().String() }
+
+// active is the number of connections relayed now.
+func (p *tcpProxy) active() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns) / 2
+}
 
 func (p *tcpProxy) cut() {
 	p.mu.Lock()
@@ -837,8 +845,78 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	// The connection outlives config reloads, and is closed when no config
+	// uses it; a bad redis_url is refused, naming it.
+	t.Run("reloads", func(t *testing.T) {
+		conns := c.proxyA.active()
+		if conns == 0 {
+			t.Fatal("a has no connection to Redis")
+		}
+		_, connectedBefore := redisLogs(t, a, "info")
+		admin := func(method, path, body string) (int, string) {
+			req, _ := http.NewRequest(method, a.admin()+path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := c.client.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", method, path, err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		if code, body := admin("PUT", "/config/apps/dashboard_apps/apps/billing", `{"name": "Billing", "url": "http://127.0.0.1:1/"}`); code != 200 {
+			t.Fatalf("adding an app: %d %s", code, body)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if got := c.proxyA.active(); got != conns || c.redisUp(t, a) != 1 {
+			t.Errorf("after a reload: %d connections to Redis (%d before), redis_up %v", got, conns, c.redisUp(t, a))
+		}
+		if _, after := redisLogs(t, a, "info"); len(after) != len(connectedBefore) {
+			t.Errorf("the reload connected to Redis again: %q", after[len(connectedBefore):])
+		}
+		c.helpdesk.setStatus("after-reload")
+		c.webhook(t, b)
+		c.expectSeen(t, "after-reload", "webhook after a reload", a, b)
+
+		for bad, want := range map[string]string{
+			`"http://127.0.0.1:6379/0"`:        `redis_url \"http://127.0.0.1:6379/0\": must be a redis:// or rediss:// URL`,
+			`"redis://:hunter2@127.0.0.1:0/0"`: `redis_url \"redis://:xxxxx@127.0.0.1:0/0\": port`,
+		} {
+			code, body := admin("PATCH", "/config/apps/dashboard_apps/redis_url", bad)
+			if code != 400 || !strings.Contains(body, want) || strings.Contains(body, "hunter2") {
+				t.Errorf("redis_url %s: %d %s", bad, code, body)
+			}
+		}
+		if c.proxyA.active() != conns || c.redisUp(t, a) != 1 {
+			t.Error("a refused change touched the connection")
+		}
+
+		if code, body := admin("DELETE", "/config/apps/dashboard_apps/redis_url", ""); code != 200 {
+			t.Fatalf("removing redis_url: %d %s", code, body)
+		}
+		if _, ok := waitUntil(2*time.Second, func() bool { return c.proxyA.active() == 0 }); !ok {
+			t.Errorf("without redis_url a keeps %d connections to Redis", c.proxyA.active())
+		}
+		if up := c.redisUp(t, a); up != -1 {
+			t.Errorf("without redis_url a shows redis_up %v", up)
+		}
+		// Eviction is a's own now.
+		c.helpdesk.setStatus("a-alone")
+		c.webhook(t, b)
+		time.Sleep(300 * time.Millisecond)
+		if s, _, _ := c.context(t, a, 123); s != "after-reload" {
+			t.Errorf("a without redis_url evicted on b's webhook: %q", s)
+		}
+		c.webhook(t, a)
+		if s, _, _ := c.context(t, a, 123); s != "a-alone" {
+			t.Errorf("a without redis_url: its webhook did not evict: %q", s)
+		}
+	})
+
 	for _, g := range []*gateway{a, b, lb} {
-		if n, msgs := logLines(t, g, "", "error"); n != 0 {
+		_, msgs := logLines(t, g, "", "error")
+		_, refused := logLines(t, g, "admin.api", "error") // the refused redis_url changes
+		if len(msgs) != len(refused) {
 			t.Errorf("%s logged errors: %q", g.name, msgs)
 		}
 	}
@@ -863,4 +941,90 @@ func countOf(xs []int, v int) int {
 		}
 	}
 	return n
+}
+
+// TestRedisLinkInProcess runs the link's goroutines in the test's own
+// process against a real redis-server, so that the race detector sees
+// them, through a publish each way, an outage and a restart.
+func TestRedisLinkInProcess(t *testing.T) {
+	redisBin := requireRedis(t)
+	dir := t.TempDir()
+	r := &redisServer{owner: t, bin: redisBin, dir: dir, port: freePort(t)}
+	r.start(t)
+	opts, _, err := parseRedisURL(r.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := newRedisLink(opts)
+	var s sharedState
+	link.attach(&s)
+	link.start()
+	stopped := false
+	defer func() {
+		if !stopped {
+			link.Destruct()
+		}
+	}()
+	if _, ok := waitUntil(5*time.Second, link.connected); !ok {
+		t.Fatal("the link did not connect")
+	}
+	peerOpts, _, _ := parseRedisURL(r.url())
+	peer := redis.NewClient(peerOpts)
+	defer peer.Close()
+	sub := peer.Subscribe(t.Context(), link.channel)
+	defer sub.Close()
+	if _, err := sub.Receive(t.Context()); err != nil { // the subscription's confirmation
+		t.Fatal(err)
+	}
+
+	slots := entrySlots(1, 123, 1123)
+	alive := func(e []byte) bool { _, _, _, ok := s.gens.decodeEntry(e, time.Now()); return ok }
+	stored := func() []byte { return s.gens.encodeEntry([]byte("ctx"), time.Now(), slots[:]) }
+
+	// This instance's eviction reaches the peer.
+	link.fanOut([]eviction{{aboutConversation, 1, 123}})
+	msg, err := sub.ReceiveMessage(t.Context())
+	if err != nil || !strings.Contains(msg.Payload, `"conversations":[[1,123]]`) || !strings.Contains(msg.Payload, instanceID) {
+		t.Fatalf("published: %v %v", msg, err)
+	}
+	// The peer's eviction reaches this instance.
+	e := stored()
+	peer.Publish(t.Context(), link.channel, `{"from": "peer", "contacts": [[1, 1123]]}`)
+	if _, ok := waitUntil(time.Second, func() bool { return !alive(e) }); !ok {
+		t.Error("a peer's eviction was not applied")
+	}
+
+	// An outage: evictions made meanwhile are published once Redis is
+	// back, and what was cached meanwhile is dropped.
+	r.proc.kill()
+	if _, ok := waitUntil(5*time.Second, func() bool { return !link.connected() }); !ok {
+		t.Fatal("the link did not notice Redis was gone")
+	}
+	e = stored()
+	link.fanOut([]eviction{{aboutContact, 1, 1123}})
+	r.start(t)
+	if _, ok := waitUntil(5*time.Second, link.connected); !ok {
+		t.Fatal("the link did not connect again")
+	}
+	if alive(e) {
+		t.Error("an entry cached while cut off survived the reconnection")
+	}
+	sub2 := peer.Subscribe(t.Context(), link.channel)
+	defer sub2.Close()
+	sub2.Receive(t.Context())
+	link.fanOut([]eviction{{aboutConversation, 2, 7}})
+	got := ""
+	for !strings.Contains(got, `[2,7]`) {
+		m, err := sub2.ReceiveMessage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += m.Payload
+	}
+
+	link.Destruct()
+	stopped = true
+	if link.connected() && link.ctx.Err() == nil {
+		t.Error("the link is still open")
+	}
 }
