@@ -74,8 +74,8 @@ func buildCaddy(t testing.TB, dir string) string {
 	return bin
 }
 
-// freePort is a loopback port free a moment ago.
-func freePort(t testing.TB) int {
+// loopbackPort is a loopback port free a moment ago.
+func loopbackPort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -223,7 +223,7 @@ func (g *gateway) admin() string { return fmt.Sprintf("http://127.0.0.1:%d", g.a
 
 func startCaddy(t testing.TB, bin, dir, name, config string, env ...string) *gateway {
 	t.Helper()
-	g := &gateway{name: name, port: freePort(t), admi: freePort(t)}
+	g := &gateway{name: name, port: loopbackPort(t), admi: loopbackPort(t)}
 	config = strings.NewReplacer("ADMIN_PORT", strconv.Itoa(g.admi), "HTTP_PORT", strconv.Itoa(g.port)).Replace(config)
 	home := filepath.Join(dir, name)
 	os.MkdirAll(home, 0o755)
@@ -427,7 +427,7 @@ func startCluster(t testing.TB, bin, redisBin string) *cluster {
 		io.WriteString(w, "orders app")
 	}))
 	t.Cleanup(app.Close)
-	c.redis = &redisServer{owner: t, bin: redisBin, dir: filepath.Join(dir, "redis"), port: freePort(t)}
+	c.redis = &redisServer{owner: t, bin: redisBin, dir: filepath.Join(dir, "redis"), port: loopbackPort(t)}
 	os.MkdirAll(c.redis.dir, 0o755)
 	c.redis.start(t)
 	shared := filepath.Join(dir, "shared-storage")
@@ -949,7 +949,7 @@ func countOf(xs []int, v int) int {
 func TestRedisLinkInProcess(t *testing.T) {
 	redisBin := requireRedis(t)
 	dir := t.TempDir()
-	r := &redisServer{owner: t, bin: redisBin, dir: dir, port: freePort(t)}
+	r := &redisServer{owner: t, bin: redisBin, dir: dir, port: loopbackPort(t)}
 	r.start(t)
 	opts, _, err := parseRedisURL(r.url())
 	if err != nil {
