@@ -451,12 +451,12 @@ func testTorrent() string {
 // torrent-get) and reading the session's statistics.
 func transmissionChecks(t *testing.T, f appFrame) {
 	f.wait("the stylesheet applied", `getComputedStyle(document.getElementById('toolbar')).backgroundImage !== 'none'`, 5*time.Second)
-	if !f.wait("the X-Transmission-Session-Id from the 409 kept", `window.transmission && transmission.remote._token.length > 10`, 10*time.Second) {
+	if !f.wait("the X-Transmission-Session-Id from the 409 kept", `window.transmission && transmission.remote._token.length > 10`, 20*time.Second) {
 		return
 	}
 	frameValue[any](f, `(transmission.remote.sendRequest({method: 'torrent-add', arguments: {metainfo: '`+testTorrent()+`', paused: true}},
 		r => { window.debianAdded = r; transmission.refreshTorrents(); }), 1)`)
-	f.wait("the added torrent listed", `[...document.querySelectorAll('.torrent_name')].some(e => e.textContent === 'order-4711.pdf')`, 10*time.Second)
+	f.wait("the added torrent listed", `[...document.querySelectorAll('.torrent_name')].some(e => e.textContent === 'order-4711.pdf')`, 20*time.Second)
 	frameValue[any](f, `(transmission.remote.loadDaemonStats(r => window.debianStats = r), 1)`)
 	if stats, err := appPoll[map[string]any](f, `window.debianStats`, 5*time.Second); err != nil || stats["result"] != "success" {
 		t.Errorf("session-stats through the app's RPC client: %v %v", stats, err)
@@ -579,7 +579,7 @@ var syncthingApp = debianApp{id: "syncthing", name: "Syncthing", start: func(t *
 // the version from /rest/system/version, and a call through the app's own
 // $http (which adds the header) succeeds.
 func syncthingChecks(t *testing.T, f appFrame) {
-	f.wait("the stylesheet applied", `document.querySelector('.navbar') && getComputedStyle(document.querySelector('.navbar')).minHeight === '50px'`, 10*time.Second)
+	f.wait("the stylesheet applied", `document.querySelector('.navbar') && getComputedStyle(document.querySelector('.navbar')).minHeight === '50px'`, 20*time.Second)
 	if !f.wait("the GUI filled from its REST API", `/v1\.\d+\.\d+/.test(document.body.innerText) && !!window.angular`, 15*time.Second) {
 		return
 	}
@@ -676,7 +676,7 @@ include "/usr/share/adminer/adminer.php";
 // policy; the login form (SQLite, the file, the password) posts and
 // redirects to the database, whose table is listed, and its rows show.
 func adminerChecks(t *testing.T, f appFrame) {
-	if !f.wait("the login form, styled and scripted", `!!document.querySelector('input[name="auth[password]"]') && typeof qs === 'function' && getComputedStyle(document.querySelector('h1')).backgroundColor === 'rgb(238, 238, 238)'`, 10*time.Second) {
+	if !f.wait("the login form, styled and scripted", `!!document.querySelector('input[name="auth[password]"]') && typeof qs === 'function' && getComputedStyle(document.querySelector('h1')).backgroundColor === 'rgb(238, 238, 238)'`, 20*time.Second) {
 		return
 	}
 	db, _ := json.Marshal(os.Getenv("DEBIAN_TEST_ADMINER_DB"))
@@ -689,11 +689,11 @@ func adminerChecks(t *testing.T, f appFrame) {
 		form.querySelector('input[type=submit]').click();
 		return 1;
 	})()`)
-	if !f.wait("signed in: the table listed", `[...document.querySelectorAll('#tables a')].some(a => a.textContent === 'customers')`, 10*time.Second) {
+	if !f.wait("signed in: the table listed", `[...document.querySelectorAll('#tables a')].some(a => a.textContent === 'customers')`, 20*time.Second) {
 		return
 	}
 	frameValue[any](f, `(document.querySelector('#tables a[href*="select=customers"]').click(), 1)`)
-	f.wait("the table's rows", `document.body.innerText.includes('jane@example.com')`, 10*time.Second)
+	f.wait("the table's rows", `document.body.innerText.includes('jane@example.com')`, 20*time.Second)
 }
 
 func TestBrowserDebianAdminerOriginMode(t *testing.T) {
@@ -794,25 +794,25 @@ const dokuwikiStyled = `getComputedStyle(document.querySelector('h3.a11y')).posi
 // for the redirect's page to show the agent signed in.
 func dokuwikiLogin(f appFrame) bool {
 	frameValue[any](f, `(document.querySelector('li.action.login a').click(), 1)`)
-	if !f.wait("the login form", `!!document.querySelector('#dw__login input[name=p]')`, 10*time.Second) {
+	if !f.wait("the login form", `!!document.querySelector('#dw__login input[name=p]')`, 20*time.Second) {
 		return false
 	}
 	frameValue[any](f, `(() => { const form = document.getElementById('dw__login');
 		form.elements.u.value = 'agent'; form.elements.p.value = '`+dokuwikiPassword+`';
 		form.querySelector('button[type=submit]').click(); return 1; })()`)
-	return f.wait("signed in after the redirect", `document.querySelector('#dokuwiki__usertools')?.innerText.includes('Support Agent') && !location.search.includes('do=login')`, 10*time.Second)
+	return f.wait("signed in after the redirect", `document.querySelector('#dokuwiki__usertools')?.innerText.includes('Support Agent') && !location.search.includes('do=login')`, 20*time.Second)
 }
 
 // dokuwikiEdit creates the start page through the editor and waits for it
 // to render; the page's file must hold the text.
 func dokuwikiEdit(t *testing.T, f appFrame) {
 	frameValue[any](f, `(document.querySelector('a[href*="do=edit"]').click(), 1)`)
-	if !f.wait("the editor and its toolbar", `!!document.getElementById('wiki__text') && document.querySelectorAll('#tool__bar button').length > 5`, 10*time.Second) {
+	if !f.wait("the editor and its toolbar", `!!document.getElementById('wiki__text') && document.querySelectorAll('#tool__bar button').length > 5`, 20*time.Second) {
 		return
 	}
 	frameValue[any](f, `(() => { document.getElementById('wiki__text').value = '====== Shipping ======\nOrders ship within **two days**.\n';
 		document.getElementById('edbtn__save').click(); return 1; })()`)
-	if f.wait("the saved page rendered", `document.querySelector('.page h1')?.textContent === 'Shipping' && document.querySelector('.page strong')?.textContent === 'two days'`, 10*time.Second) {
+	if f.wait("the saved page rendered", `document.querySelector('.page h1')?.textContent === 'Shipping' && document.querySelector('.page strong')?.textContent === 'two days'`, 20*time.Second) {
 		b, err := os.ReadFile(filepath.Join(os.Getenv("DEBIAN_TEST_DOKUWIKI_PAGES"), "start.txt"))
 		if err != nil || !strings.Contains(string(b), "**two days**") {
 			t.Errorf("the page's file: %q %v", b, err)
