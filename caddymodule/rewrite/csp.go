@@ -14,9 +14,9 @@ type PageSources struct {
 	Origin     string // the page's origin, "https://helpdesk.example"
 	Script     string // the script's URL
 	ScriptHash string // its hash source, "sha256-..."
-	Style      string // its stylesheet's URL
-	Connect    string // the URL prefix of the API it calls
-	Frame      string // the URL prefix of the frames it opens
+	Style      string // its stylesheet's URL ("": none)
+	Connect    string // the URL prefix of the API it calls ("": none)
+	Frame      string // the URL prefix of the frames it opens ("": none)
 }
 
 // AdaptPageCSP lets an injected script, its stylesheet, its API calls and
@@ -215,15 +215,26 @@ func extendPolicies(raw []string, ps []policy, src PageSources, nonce string) (c
 	}
 	for i, p := range ps {
 		if s := p.effective(scriptChain...); s != nil && !allowsOwn(s) {
-			p.need("'"+src.ScriptHash+"'", allowsOwn, "script-src", scriptChain...)
+			// A hash would turn off the 'unsafe-inline' of a policy that
+			// has neither hashes nor nonces, and with them the page's own
+			// inline scripts: there the script's URL is enough.
+			if !s.hasKeyword("'unsafe-inline'") || s.hasHashOrNonce() || s.hasKeyword("'strict-dynamic'") {
+				p.need("'"+src.ScriptHash+"'", allowsOwn, "script-src", scriptChain...)
+				hashed = true
+			}
 			if !s.hasKeyword("'strict-dynamic'") { // which ignores host sources
 				p.need(src.Script, allowsOwn, "script-src", scriptChain...)
 			}
-			hashed = true
 		}
-		p.need(src.Style, allowsOwn, "style-src", "style-src-elem", "style-src", "default-src")
-		p.need(src.Connect, allowsOrigin, "connect-src", "connect-src", "default-src")
-		p.need(src.Frame, allowsFrames, "frame-src", "frame-src", "child-src", "default-src")
+		if src.Style != "" {
+			p.need(src.Style, allowsOwn, "style-src", "style-src-elem", "style-src", "default-src")
+		}
+		if src.Connect != "" {
+			p.need(src.Connect, allowsOrigin, "connect-src", "connect-src", "default-src")
+		}
+		if src.Frame != "" {
+			p.need(src.Frame, allowsFrames, "frame-src", "frame-src", "child-src", "default-src")
+		}
 		if p.changed() {
 			raw[i] = p.String()
 			changed = true
@@ -246,6 +257,17 @@ func (p policy) changed() bool {
 func (d *directive) hasKeyword(keyword string) bool {
 	for _, t := range d.tokens {
 		if foldEq(t, keyword) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasHashOrNonce reports whether the directive has a hash or nonce
+// source, which make browsers ignore its 'unsafe-inline'.
+func (d *directive) hasHashOrNonce() bool {
+	for _, t := range d.tokens {
+		if _, ok := nonceSource(t); ok || hasPrefixFold(t, "'sha256-") || hasPrefixFold(t, "'sha384-") || hasPrefixFold(t, "'sha512-") {
 			return true
 		}
 	}

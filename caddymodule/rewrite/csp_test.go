@@ -83,3 +83,30 @@ func FuzzAdaptPageCSP(f *testing.F) {
 		}
 	})
 }
+
+// TestAdaptPageCSPScriptOnly: a script without stylesheet, API or frames
+// (the path-mode shim in an app's page) touches only script sources; and
+// a policy that runs inline scripts by 'unsafe-inline' alone keeps doing
+// so: a hash there would turn it off, so the script's URL is added.
+func TestAdaptPageCSPScriptOnly(t *testing.T) {
+	src := PageSources{Origin: "https://hd.test", Script: "https://hd.test/shim.js", ScriptHash: "sha256-AAA"}
+	for _, tc := range []struct {
+		in, want, nonce string
+		integrity       bool
+	}{
+		{"default-src 'none'; img-src 'self'", "default-src 'none'; img-src 'self'; script-src 'sha256-AAA' https://hd.test/shim.js", "", true},
+		{"default-src 'self'", "default-src 'self'", "", false},
+		{"script-src 'nonce-n1' 'strict-dynamic'; object-src 'none'", "script-src 'nonce-n1' 'strict-dynamic'; object-src 'none'", "n1", false},
+		{"script-src 'sha256-BBB'", "script-src 'sha256-BBB' 'sha256-AAA' https://hd.test/shim.js", "", true},
+		{"script-src 'sha256-BBB' 'strict-dynamic'", "script-src 'sha256-BBB' 'strict-dynamic' 'sha256-AAA'", "", true},
+		{"script-src 'unsafe-inline' https://cdn.test", "script-src 'unsafe-inline' https://cdn.test https://hd.test/shim.js", "", false},
+		{"script-src 'unsafe-inline' 'sha256-BBB'", "script-src 'unsafe-inline' 'sha256-BBB' 'sha256-AAA' https://hd.test/shim.js", "", true},
+		{"frame-ancestors 'self'", "frame-ancestors 'self'", "", false},
+	} {
+		h := http.Header{"Content-Security-Policy": {tc.in}}
+		nonce, integrity := AdaptPageCSP(h, src)
+		if got := h.Get("Content-Security-Policy"); got != tc.want || nonce != tc.nonce || integrity != tc.integrity {
+			t.Errorf("%q:\n got %q %q %v\nwant %q %q %v", tc.in, got, nonce, integrity, tc.want, tc.nonce, tc.integrity)
+		}
+	}
+}
