@@ -102,6 +102,7 @@ type Handler struct {
 	plainSnippet      []byte
 	injectFailOnce    *sync.Once
 	publicWarned      *atomic.Bool  // warnPathModeInPublic has logged
+	escapes           *escapeLog    // path escapes logged (escapes.go)
 	inflight          *atomic.Int64 // requests in the gateway's own code: endpoints and apps
 	metrics           *gatewayMetrics
 	logger            *zap.Logger
@@ -128,6 +129,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.injectFailOnce = new(sync.Once)
 	h.publicWarned = new(atomic.Bool)
+	h.escapes = new(escapeLog)
 	h.inflight = new(atomic.Int64)
 	appIface, err := ctx.App("dashboard_apps")
 	if err != nil {
@@ -392,6 +394,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// the helpdesk decode it into one of its own paths.
 		return writePage(w, http.StatusBadRequest, "Bad request", "The address is not in its canonical form.")
 	}
+	if h.AppDomain == "" && r.Header.Get("Referer") != "" && h.catchEscape(w, r) {
+		return nil // an app's page asked outside its prefix: redirected under it
+	}
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && h.injectPaths.Match(r) {
 		return h.serveInjected(w, r, next)
 	}
@@ -403,6 +408,9 @@ func (h *Handler) serveApp(w http.ResponseWriter, r *http.Request, rest string) 
 	id, sub, hasSlash := strings.Cut(rest, "/")
 	p, ok := h.lookupApp(id)
 	if !ok {
+		if h.AppDomain == "" && r.Header.Get("Referer") != "" {
+			h.noteEscapeAbove(r)
+		}
 		return writePage(w, http.StatusNotFound, "No such app", "There is no dashboard app at this address. It may have been removed by an administrator.")
 	}
 	if !hasSlash {

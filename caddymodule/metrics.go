@@ -18,6 +18,7 @@ type gatewayMetrics struct {
 	evictions       prometheus.Counter
 	helpdeskLatency prometheus.Histogram
 	proxied         *prometheus.CounterVec
+	escapes         *prometheus.CounterVec
 }
 
 // Destruct implements caddy.Destructor; metrics hold nothing but memory.
@@ -50,6 +51,10 @@ func newMetrics() *gatewayMetrics {
 			Namespace: metricsNamespace, Name: "proxied_responses_total",
 			Help: "Responses proxied from apps, by app and status class (1xx to 5xx; 'error' when the app could not be reached).",
 		}, []string{"app", "class"}),
+		escapes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "path_escapes_total",
+			Help: "Requests sent by an app's page in path mode that landed outside the app's prefix, by app.",
+		}, []string{"app"}),
 	}
 }
 
@@ -65,7 +70,7 @@ func loadMetrics(reg *prometheus.Registry) (*gatewayMetrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.cacheHits, m.cacheMisses, m.evictions, m.helpdeskLatency, m.proxied} {
+	for _, c := range []prometheus.Collector{m.cacheHits, m.cacheMisses, m.evictions, m.helpdeskLatency, m.proxied, m.escapes} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
@@ -37,6 +38,7 @@ type appProxy struct {
 	statuses          *statusClasses
 	formatWarned      atomic.Bool // the app asked for appContext in the form its message_format does not post
 	logger            *zap.Logger
+	escapes           prometheus.Counter // requests its pages sent outside its prefix (escapes.go)
 }
 
 // closeIdle closes the idle connections of the app's transport.
@@ -65,11 +67,13 @@ func (h *Handler) newAppProxy(ctx caddy.Context, app *AppConfig) (*appProxy, err
 	if err != nil {
 		return nil, fmt.Errorf("loading its reverse proxy: %v", err)
 	}
+	mapper := rewrite.NewMapper(app.upstream, h.Prefix+app.id+"/")
 	return &appProxy{
+		escapes:           h.metrics.escapes.WithLabelValues(app.id),
 		app:               app,
 		credentialHeaders: h.credentialHeaders,
 		reservedCookies:   append(slices.Clone(sessionCookieNames), h.sessionCookie()),
-		mapper:            rewrite.NewMapper(app.upstream, h.Prefix+app.id+"/"),
+		mapper:            mapper,
 		originMapper:      rewrite.NewMapper(&url.URL{Scheme: app.upstream.Scheme, Host: app.upstream.Host, Path: "/"}, "/"),
 		proxy:             mod.(caddyhttp.MiddlewareHandler),
 		signer:            signer,
