@@ -15,15 +15,17 @@ import (
 // body transform chosen then from the status, type and encoding.
 type appResponse struct {
 	transformingWriter
-	p    *appProxy
-	doc  *url.URL
-	head bool
+	p        *appProxy
+	doc      *url.URL
+	head     bool
+	document bool   // the response loads as a document: it gets the shim
+	origin   string // the helpdesk's, as the browser sees it
 }
 
 func (w *appResponse) writer() *transformingWriter { return &w.transformingWriter }
 
 func newAppResponse(w http.ResponseWriter, p *appProxy, doc *url.URL, r *http.Request) *appResponse {
-	ar := &appResponse{p: p, doc: doc, head: r.Method == http.MethodHead}
+	ar := &appResponse{p: p, doc: doc, head: r.Method == http.MethodHead, document: loadsAsDocument(r), origin: requestOrigin(r)}
 	ar.transformingWriter = transformingWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, onHeader: ar.onHeader}
 	return ar
 }
@@ -52,8 +54,10 @@ func (w *appResponse) transformFor(status int, h http.Header) responseBody {
 	}
 	mediaType := mediaTypeOf(h)
 	var newRewriter func(io.Writer) bodyTransform
+	page := false
 	switch mediaType {
 	case "text/html", "application/xhtml+xml":
+		page = w.document
 		newRewriter = func(dst io.Writer) bodyTransform { return rewrite.NewHTMLRewriter(dst, w.p.mapper, w.doc) }
 	case "text/css":
 		newRewriter = func(dst io.Writer) bodyTransform { return rewrite.NewCSSRewriter(dst, w.p.mapper, w.doc) }
@@ -66,8 +70,18 @@ func (w *appResponse) transformFor(status int, h http.Header) responseBody {
 			zap.String("content_encoding", coding), zap.String("path", w.doc.Path))
 		return nil
 	}
+	var shim []byte
+	if page {
+		shim = w.shimSnippet(h) // the app's scripts work under the prefix
+	}
 	if w.head {
 		return nil // the same headers as GET would get, and no body
+	}
+	if shim != nil {
+		newRewriter = func(dst io.Writer) bodyTransform {
+			inj := w.newShimInjector(dst, shim)
+			return shimmedPage{rewrite.NewHTMLRewriter(inj, w.p.mapper, w.doc), inj}
+		}
 	}
 	return newHeldBody(w.ResponseWriter, decode, newRewriter)
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/encode"
 )
 
-//go:embed hostjs/host.js hostjs/host.css
+//go:embed hostjs/host.js hostjs/host.css hostjs/appshim.js
 var hostFiles embed.FS
 
 // asset is one embedded file of the host script, served with a validator
@@ -34,6 +34,11 @@ type hostAssets struct {
 	js, css     asset
 	version     string
 	jsIntegrity string // "sha256-<base64>", for Subresource Integrity and CSP hashes
+
+	// The path-mode shim, first script of every app page: a version and
+	// integrity of its own, so that it changes apart from the host script.
+	shim                       asset
+	shimVersion, shimIntegrity string
 }
 
 var loadAssets = sync.OnceValue(func() *hostAssets {
@@ -41,10 +46,15 @@ var loadAssets = sync.OnceValue(func() *hostAssets {
 	css := newAsset("hostjs/host.css", "text/css; charset=utf-8")
 	both := sha256.Sum256(append(append([]byte(nil), js.body...), css.body...))
 	jsSum := sha256.Sum256(js.body)
+	shim := newAsset("hostjs/appshim.js", "text/javascript; charset=utf-8")
+	shimSum := sha256.Sum256(shim.body)
 	return &hostAssets{
 		js: js, css: css,
-		version:     hex.EncodeToString(both[:6]),
-		jsIntegrity: "sha256-" + base64.StdEncoding.EncodeToString(jsSum[:]),
+		version:       hex.EncodeToString(both[:6]),
+		jsIntegrity:   "sha256-" + base64.StdEncoding.EncodeToString(jsSum[:]),
+		shim:          shim,
+		shimVersion:   hex.EncodeToString(shimSum[:6]),
+		shimIntegrity: "sha256-" + base64.StdEncoding.EncodeToString(shimSum[:]),
 	}
 })
 

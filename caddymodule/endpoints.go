@@ -16,6 +16,8 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request, name string) 
 		return h.assets.js.serve(w, r, h.assets.version)
 	case "host.css":
 		return h.assets.css.serve(w, r, h.assets.version)
+	case "appshim.js":
+		return h.assets.shim.serve(w, r, h.assets.shimVersion)
 	case "apps":
 		return h.serveApps(w, r)
 	case "context":

@@ -22,6 +22,8 @@ type headInjector struct {
 	held    []byte
 	done    bool
 	failed  func(reason string)
+	// find is where the snippet goes; nil: rewrite.HeadEnd.
+	find func(doc []byte, final bool) (at int, found, more bool)
 }
 
 func (j *headInjector) Write(p []byte) (int, error) {
@@ -36,7 +38,11 @@ func (j *headInjector) Write(p []byte) (int, error) {
 }
 
 func (j *headInjector) try(final bool) error {
-	at, found, more := rewrite.HeadEnd(j.held, final)
+	find := j.find
+	if find == nil {
+		find = rewrite.HeadEnd
+	}
+	at, found, more := find(j.held, final)
 	switch {
 	case found:
 		j.done = true

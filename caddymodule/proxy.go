@@ -38,6 +38,9 @@ type appProxy struct {
 	statuses          *statusClasses
 	formatWarned      atomic.Bool // the app asked for appContext in the form its message_format does not post
 	logger            *zap.Logger
+	assets            *hostAssets        // the path-mode shim's
+	shimTag           string             // its tag's start (see shimTag)
+	plainShim         []byte             // its whole tag, without nonce or integrity
 	escapes           prometheus.Counter // requests its pages sent outside its prefix (escapes.go)
 }
 
@@ -68,7 +71,12 @@ func (h *Handler) newAppProxy(ctx caddy.Context, app *AppConfig) (*appProxy, err
 		return nil, fmt.Errorf("loading its reverse proxy: %v", err)
 	}
 	mapper := rewrite.NewMapper(app.upstream, h.Prefix+app.id+"/")
+	assets := loadAssets()
+	tag := shimTag(assets, h.Prefix, app.id, mapper)
 	return &appProxy{
+		assets:            assets,
+		shimTag:           tag,
+		plainShim:         []byte(tag + `></script>`),
 		escapes:           h.metrics.escapes.WithLabelValues(app.id),
 		app:               app,
 		credentialHeaders: h.credentialHeaders,
