@@ -325,6 +325,7 @@ func gatewayConfig() string {
 		app probe "Probe" %[5]s/
 		`+hostileAppsConfig()+`
 		`+chatwootAppsConfig()+`
+		`+shimAppsConfig()+`
 	}
 }
 http://localhost:9080 {
