@@ -10,12 +10,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
 )
 
 // The shim app is written for the root of its own origin, as most are:
@@ -316,5 +320,81 @@ func TestBrowserShimMakesRootAppsWork(t *testing.T) {
 	// The helpdesk page sees none of it: the app's cookies are its own.
 	if c := eval[string](t, ctx, `document.cookie`); strings.Contains(c, "pref") || strings.Contains(c, "csrftoken") {
 		t.Errorf("the helpdesk page's cookies: %q", c)
+	}
+}
+
+// shimTagRE matches the shim's tag in an app's page.
+var shimTagRE = regexp.MustCompile(`<script src="/_dashboard_apps/appshim\.js\?v=[0-9a-f]+"[^>]*></script>`)
+
+// withoutShim is an app's page as the HTML rewriter left it: the body
+// without the shim's tag, which tests of the rewriting look past.
+func withoutShim(body string) string {
+	if loc := shimTagRE.FindStringIndex(body); loc != nil {
+		return body[:loc[0]] + body[loc[1]:]
+	}
+	return body
+}
+
+// shimFor is the shim's tag in the pages of app id, whose upstream is
+// upstream, without nonce or integrity.
+func shimFor(t *testing.T, id, upstream string) string {
+	t.Helper()
+	u, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return shimTag(loadAssets(), defaultPrefix, id, rewrite.NewMapper(u, defaultPrefix+id+"/")) + `></script>`
+}
+
+// TestShimInAppPages: app pages that load as documents get the shim, at
+// the start of their head, with the app's settings, the page's nonce or
+// its hash, and the policy adapted; HTML fetched by a script (fragments to
+// insert), other types and HEAD get none, and every other byte is the
+// rewriter's.
+func TestShimInAppPages(t *testing.T) {
+	tester := newGateway(t)
+	tag := shimFor(t, "shim", shimServer.URL+"/")
+	if !strings.Contains(tag, `data-app="shim" data-prefix="/dashboard-apps/" data-base="/" data-origin="`+shimServer.URL+`"`) {
+		t.Errorf("tag %s", tag)
+	}
+	resp, body := get(t, tester, "/dashboard-apps/shim/")
+	if want := `<!doctype html><html><head><meta charset="utf-8">` + tag + `<title>Shim plain</title>`; !strings.HasPrefix(body, want) {
+		t.Errorf("page:\n got %.300s\nwant %s", body, want)
+	}
+	if withoutShim(body) != shimPage("plain") {
+		t.Errorf("the rest of the page changed")
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); csp != "frame-ancestors 'self'" {
+		t.Errorf("policy %q", csp)
+	}
+	for dest, wantShim := range map[string]bool{"document": true, "iframe": true, "empty": false, "script": false} {
+		_, body := get(t, tester, "/dashboard-apps/shim/", "Sec-Fetch-Dest", dest)
+		if strings.Contains(body, "appshim") != wantShim {
+			t.Errorf("Sec-Fetch-Dest %s: shim %v, want %v", dest, !wantShim, wantShim)
+		}
+	}
+	resp, body = get(t, tester, "/dashboard-apps/shim/nonce")
+	if !strings.Contains(body, strings.TrimSuffix(tag, `></script>`)+` nonce="`+shimNonce+`"></script>`) {
+		t.Errorf("nonce page: %.400s", body)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); strings.Contains(csp, "sha256") || strings.Contains(csp, "appshim") {
+		t.Errorf("nonce page's policy changed beyond frame-ancestors: %q", csp)
+	}
+	resp, body = get(t, tester, "/dashboard-apps/shim/hash")
+	assets := loadAssets()
+	if !strings.Contains(body, strings.TrimSuffix(tag, `></script>`)+` integrity="`+assets.shimIntegrity+`"></script>`) {
+		t.Errorf("hash page: %.400s", body)
+	}
+	want := "default-src 'self'; script-src " + shimScriptHashes() + " '" + assets.shimIntegrity + "' " + gatewayBase + "/_dashboard_apps/appshim.js?v=" + assets.shimVersion
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.HasPrefix(csp, want) {
+		t.Errorf("hash page's policy:\n got %q\nwant %q...", csp, want)
+	}
+	if head, _ := send(t, tester, http.MethodHead, "/dashboard-apps/shim/hash", nil); head.Header.Get("Content-Security-Policy") != resp.Header.Get("Content-Security-Policy") {
+		t.Errorf("HEAD's policy %q differs from GET's", head.Header.Get("Content-Security-Policy"))
+	}
+	// The shim itself, cached for good under its version.
+	resp, body = get(t, tester, "/_dashboard_apps/appshim.js?v="+assets.shimVersion, "Cookie", "")
+	if resp.StatusCode != 200 || body != string(assets.shim.body) || !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") {
+		t.Errorf("appshim.js: %d %q %d bytes", resp.StatusCode, resp.Header.Get("Cache-Control"), len(body))
 	}
 }

@@ -83,9 +83,19 @@ var probeGzip = func() []byte {
 }()
 
 // probePage tries, from inside its frame on the app origin, what a hostile
-// app's script would, and reports each result to its own server.
+// app's script would, and reports each result to its own server. Like a
+// hostile script, it uses the browser's own functions, which nothing a
+// page runs first can take away (path mode's shim is compatibility, not
+// isolation): the cookie accessor of Document.prototype, and the fetch
+// of a fresh frame of its own, sent with no Referer.
 const probePage = `<!doctype html><html><head><meta charset="utf-8"><title>Probe</title></head><body><p id="out">probe</p><script>
 const report = (k, v) => fetch('report?k=' + encodeURIComponent(k), {method: 'POST', body: JSON.stringify(v)});
+const jar = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');
+const rawCookies = () => jar.get.call(document);
+const own = document.createElement('iframe');
+own.hidden = true;
+document.body.appendChild(own);
+const rawFetch = (u, o) => own.contentWindow.fetch(u, Object.assign({referrerPolicy: 'no-referrer'}, o));
 // On its own origin (origin mode) the helpdesk is elsewhere; under a path
 // of the helpdesk's site (path mode) it is this page's own origin.
 const helpdesk = location.hostname.endsWith('.helpdesk.localhost') ? 'http://helpdesk.localhost:9080' : location.origin;
@@ -97,16 +107,16 @@ window.addEventListener('message', (e) => {
   if (m && m.event === 'appContext') document.getElementById('out').textContent = m.data.contact.email;
 });
 document.cookie = 'probe_pref=dark; path=/';
-report('cookies', document.cookie);
+report('cookies', rawCookies());
 let parentDOM;
 try { parentDOM = 'reached: ' + parent.document.title; } catch (e) { parentDOM = 'blocked'; }
 report('parentDOM', parentDOM);
-fetch(helpdesk + '/api/v1/profile', {credentials: 'include'}).then((r) => r.text()).then((t) => report('api', t), (e) => report('api', 'blocked')).then(() => {
+rawFetch(helpdesk + '/api/v1/profile', {credentials: 'include'}).then((r) => r.text()).then((t) => report('api', t), (e) => report('api', 'blocked')).then(() => {
   // Then shadow the helpdesk's session cookie on its API's path.
-  document.cookie = 'hd_session=evil; path=/api/';
-  report('shadowed', document.cookie);
+  jar.set.call(document, 'hd_session=evil; path=/api/');
+  report('shadowed', rawCookies());
 });
-fetch(helpdesk + '/app/post-probe', {method: 'POST', credentials: 'include', mode: 'no-cors', body: 'x'}).then(() => report('post', 'sent'), () => report('post', 'failed'));
+rawFetch(helpdesk + '/app/post-probe', {method: 'POST', credentials: 'include', mode: 'no-cors', body: 'x'}).then(() => report('post', 'sent'), () => report('post', 'failed'));
 parent.postMessage({event: 'fetch-info'}, '*');
 parent.postMessage('chatwoot-dashboard-app:fetch-info', '*');
 report('loaded', location.href);
@@ -557,8 +567,9 @@ func TestBrowserOriginMode(t *testing.T) {
 
 // TestBrowserPathModeTrustsAppScripts holds SECURITY.md's table to what
 // path mode is: the same probe app, under a path of the helpdesk's own
-// origin, reaches everything that origin mode keeps from it. If this test
-// ever fails, path mode got safer and the documentation must say so.
+// origin, reaches everything that origin mode keeps from it, the shim in
+// its page notwithstanding. If this test ever fails, path mode got safer
+// and the documentation must say so.
 func TestBrowserPathModeTrustsAppScripts(t *testing.T) {
 	newGateway(t)
 	ctx := newBrowser(t)
