@@ -18,14 +18,14 @@ type appResponse struct {
 	p        *appProxy
 	doc      *url.URL
 	head     bool
-	document bool   // the response loads as a document: it gets the shim
-	origin   string // the helpdesk's, as the browser sees it
+	document bool          // the response loads as a document: it gets the shim
+	r        *http.Request // the browser's request
 }
 
 func (w *appResponse) writer() *transformingWriter { return &w.transformingWriter }
 
 func newAppResponse(w http.ResponseWriter, p *appProxy, doc *url.URL, r *http.Request) *appResponse {
-	ar := &appResponse{p: p, doc: doc, head: r.Method == http.MethodHead, document: loadsAsDocument(r), origin: requestOrigin(r)}
+	ar := &appResponse{p: p, doc: doc, head: r.Method == http.MethodHead, document: loadsAsDocument(r), r: r}
 	ar.transformingWriter = transformingWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, onHeader: ar.onHeader}
 	return ar
 }

@@ -30,9 +30,14 @@ func shimTag(assets *hostAssets, prefix, id string, m *rewrite.Mapper) string {
 // response's Content-Security-Policy to the shim (see adaptPageCSP).
 func (w *appResponse) shimSnippet(h http.Header) []byte {
 	p := w.p
-	nonce, integrity := rewrite.AdaptPageCSP(h, rewrite.PageSources{
-		Origin: w.origin, Script: w.origin + ownPrefix + "appshim.js?v=" + p.assets.shimVersion, ScriptHash: p.assets.shimIntegrity,
-	})
+	var nonce string
+	var integrity bool
+	if len(h["Content-Security-Policy"]) > 0 || len(h["Content-Security-Policy-Report-Only"]) > 0 {
+		origin := requestOrigin(w.r)
+		nonce, integrity = rewrite.AdaptPageCSP(h, rewrite.PageSources{
+			Origin: origin, Script: origin + ownPrefix + "appshim.js?v=" + p.assets.shimVersion, ScriptHash: p.assets.shimIntegrity,
+		})
+	}
 	if nonce == "" && !integrity {
 		return p.plainShim
 	}

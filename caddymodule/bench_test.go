@@ -4,9 +4,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
 )
 
 // BenchmarkHeadInjection injects the host script into a helpdesk SPA
@@ -108,5 +113,44 @@ func BenchmarkAuthorizeCacheHit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.authorize(w, r, app)
+	}
+}
+
+// BenchmarkAppPageShim rewrites the benchmark's 128 KB real-world page as
+// path mode does, without and with the shim put first in it (the
+// per-response policy check and tag included): what the shim costs a
+// page.
+func BenchmarkAppPageShim(b *testing.B) {
+	page, err := os.ReadFile("../testdata/bench/wikipedia-go.html")
+	if err != nil {
+		b.Fatal(err)
+	}
+	up, _ := url.Parse("http://127.0.0.1:9101/")
+	m := rewrite.NewMapper(up, "/dashboard-apps/bench/")
+	doc := &url.URL{Scheme: "http", Host: "127.0.0.1:9101", Path: "/page.html"}
+	assets := loadAssets()
+	tag := shimTag(assets, defaultPrefix, "bench", m)
+	p := &appProxy{mapper: m, assets: assets, shimTag: tag, plainShim: []byte(tag + `></script>`), logger: zap.NewNop()}
+	w := &appResponse{p: p, doc: doc, document: true, r: httptest.NewRequest("GET", "http://localhost:8080/dashboard-apps/bench/page.html", nil)}
+	write := func(t bodyTransform) {
+		for i := 0; i < len(page); i += 32 << 10 {
+			t.Write(page[i:min(i+32<<10, len(page))])
+		}
+		t.Close()
+	}
+	for _, shim := range []bool{false, true} {
+		b.Run(map[bool]string{false: "rewritten", true: "rewritten+shim"}[shim], func(b *testing.B) {
+			b.SetBytes(int64(len(page)))
+			b.ReportAllocs()
+			h := http.Header{"Content-Type": {"text/html; charset=utf-8"}}
+			for b.Loop() {
+				if !shim {
+					write(rewrite.NewHTMLRewriter(io.Discard, m, doc))
+					continue
+				}
+				inj := w.newShimInjector(io.Discard, w.shimSnippet(h))
+				write(shimmedPage{rewrite.NewHTMLRewriter(inj, m, doc), inj})
+			}
+		})
 	}
 }

@@ -30,6 +30,16 @@ func (j *headInjector) Write(p []byte) (int, error) {
 	if j.done {
 		return j.dst.Write(p)
 	}
+	if len(j.held) == 0 {
+		// Most pages decide in their first write: no copy of it.
+		if at, found, _ := j.finder()(p, false); found {
+			j.done = true
+			if err := j.writeAll(p[:at], j.snippet, p[at:]); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
 	j.held = append(j.held, p...)
 	if err := j.try(false); err != nil {
 		return 0, err
@@ -38,11 +48,7 @@ func (j *headInjector) Write(p []byte) (int, error) {
 }
 
 func (j *headInjector) try(final bool) error {
-	find := j.find
-	if find == nil {
-		find = rewrite.HeadEnd
-	}
-	at, found, more := find(j.held, final)
+	at, found, more := j.finder()(j.held, final)
 	switch {
 	case found:
 		j.done = true
@@ -56,6 +62,13 @@ func (j *headInjector) try(final bool) error {
 	}
 	j.done = true
 	return j.writeAll(j.held)
+}
+
+func (j *headInjector) finder() func(doc []byte, final bool) (int, bool, bool) {
+	if j.find != nil {
+		return j.find
+	}
+	return rewrite.HeadEnd
 }
 
 func (j *headInjector) writeAll(parts ...[]byte) error {
