@@ -32,7 +32,7 @@ func (w *appResponse) shimSnippet(h http.Header) []byte {
 	p := w.p
 	var nonce string
 	var integrity bool
-	if len(h["Content-Security-Policy"]) > 0 || len(h["Content-Security-Policy-Report-Only"]) > 0 {
+	if policiesMayRestrictScripts(h) {
 		origin := requestOrigin(w.r)
 		nonce, integrity = rewrite.AdaptPageCSP(h, rewrite.PageSources{
 			Origin: origin, Script: origin + ownPrefix + "appshim.js?v=" + p.assets.shimVersion, ScriptHash: p.assets.shimIntegrity,
@@ -52,6 +52,35 @@ func (w *appResponse) shimSnippet(h http.Header) []byte {
 	}
 	b.WriteString(`></script>`)
 	return []byte(b.String())
+}
+
+// policiesMayRestrictScripts reports whether a policy of h has a script
+// or default directive: most app pages have only the frame-ancestors the
+// gateway gives them, and need no parsing.
+func policiesMayRestrictScripts(h http.Header) bool {
+	for _, name := range [...]string{"Content-Security-Policy", "Content-Security-Policy-Report-Only"} {
+		for _, v := range h[name] {
+			if hasWordFold(v, "script-src") || hasWordFold(v, "default-src") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasWordFold reports whether s holds word, lower-case ASCII, in any
+// ASCII case.
+func hasWordFold(s, word string) bool {
+	for i := 0; i+len(word) <= len(s); i++ {
+		j := 0
+		for j < len(word) && s[i+j]|0x20 == word[j] {
+			j++
+		}
+		if j == len(word) {
+			return true
+		}
+	}
+	return false
 }
 
 // loadsAsDocument tells whether a request's response will be a document,
