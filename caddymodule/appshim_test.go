@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
@@ -18,6 +19,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 
 	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
 )
@@ -144,6 +149,10 @@ func shimApp() http.Handler {
 		io.WriteString(w, shimPage(kind))
 	}
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) { page(w, r, "plain", "") })
+	mux.HandleFunc("/sub/page", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, `<!doctype html><title>sub</title><p>a page below the app's root`)
+	})
 	mux.HandleFunc("/nonce", func(w http.ResponseWriter, r *http.Request) {
 		page(w, r, "nonce", "script-src 'nonce-"+shimNonce+"' 'strict-dynamic'; object-src 'none'; base-uri 'none'")
 	})
@@ -396,5 +405,71 @@ func TestShimInAppPages(t *testing.T) {
 	resp, body = get(t, tester, "/_dashboard_apps/appshim.js?v="+assets.shimVersion, "Cookie", "")
 	if resp.StatusCode != 200 || body != string(assets.shim.body) || !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") {
 		t.Errorf("appshim.js: %d %q %d bytes", resp.StatusCode, resp.Header.Get("Cache-Control"), len(body))
+	}
+}
+
+// TestBrowserShimCookiesAsSetCookie: a cookie the app's script writes
+// through the shim is stored as the same Set-Cookie from the app would be
+// (rewrite.ScopeSetCookie): the same name, value and path in the
+// browser's jar, or dropped alike.
+func TestBrowserShimCookiesAsSetCookie(t *testing.T) {
+	newGateway(t)
+	ctx := newBrowser(t)
+	openSignedIn(t, ctx, "/")
+	eval[any](t, ctx, `(document.body.innerHTML = '<iframe id="shim" src="/dashboard-apps/shim/sub/page"></iframe>', 1)`)
+	if err := waitFor(ctx, shimFrame(`w.location.pathname === '/dashboard-apps/shim/sub/page' && w.document.readyState === 'complete'`), 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	up, _ := url.Parse(shimServer.URL + "/")
+	m := rewrite.NewMapper(up, "/dashboard-apps/shim/")
+	doc := &url.URL{Scheme: up.Scheme, Host: up.Host, Path: "/sub/page"}
+	inputs := []string{
+		"ck1=a",
+		"ck2=b; Path=/",
+		"ck3=c; Path=/sub/deeper/",
+		"ck4=d; Domain=localhost; Path=/",
+		"ck5=e; path=relative",
+		"ck6=f; Path=/x; Path=rel",
+		" ck7 = g ; Max-Age=600",
+		"__Host-ck9=i; Path=/",
+		"__Secure-ck10=j",
+		"=ck11",
+		"ck12",
+		"ck13=k; SameSite=Lax; Path=/sub",
+	}
+	for _, in := range inputs {
+		js, _ := json.Marshal(in)
+		eval[any](t, ctx, shimFrame(`(w.document.cookie = `+string(js)+`, 1)`))
+	}
+	res, err := chromedp.Run(ctx, func(ctx context.Context, target *chromedp.Target) (network.GetCookiesResult, error) {
+		return cdp.Call(ctx, target, network.GetCookies, network.GetCookiesParams{
+			URLs: []string{gatewayBase + "/dashboard-apps/shim/sub/deeper/x", gatewayBase + "/dashboard-apps/shim/x"}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar := res.Cookies
+	for _, in := range inputs {
+		name := strings.TrimSpace(strings.SplitN(strings.SplitN(in, ";", 2)[0], "=", 2)[0])
+		var got *network.Cookie
+		for _, c := range jar {
+			if strings.HasSuffix(c.Name, "_"+name) || name == "" && c.Name == "dapp_shim_" {
+				got = c
+			}
+		}
+		out, ok := rewrite.ScopeSetCookie(in, m, doc, "shim")
+		if !ok {
+			if got != nil {
+				t.Errorf("%q: stored as %s path %s; a Set-Cookie from the app would have been dropped", in, got.Name, got.Path)
+			}
+			continue
+		}
+		want, err := http.ParseSetCookie(out)
+		if err != nil {
+			t.Fatalf("%q: %v", out, err)
+		}
+		if got == nil || got.Name != want.Name || got.Value != strings.TrimSpace(want.Value) || got.Path != want.Path || got.Domain != "localhost" {
+			t.Errorf("%q: stored as %+v; as a Set-Cookie from the app: %s", in, got, out)
+		}
 	}
 }
