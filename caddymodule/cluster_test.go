@@ -1,3 +1,5 @@
+//go:build linux
+
 package caddymodule
 
 import (
@@ -104,6 +106,9 @@ func startProcess(t, owner testing.TB, name, logPath string, env []string, bin s
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
+	// Killed with the test process too, should it die before its cleanups
+	// (a timeout's panic).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatalf("starting %s: %v", name, err)
