@@ -32,7 +32,7 @@
   let collapsed = store('collapsed') === '1';
   let width = +store('width') || 380;
   // app id -> {id, app, origin, tab, panel, frame, load, loaded, want,
-  //   form, loads, askedAt, target, session}
+  //   form, askedAt, loadedAt, target, session}
   const entries = new Map();
   const appsCache = new Map(); // account -> Promise of its app list
   let bodyMargin = null;
@@ -154,11 +154,12 @@
     // whose own message cannot be had gets nothing: never another app's,
     // nor one without its token.
     const c = ctx;
-    const f = formOf(e); // as of now: an answer to a request is in the form asked
     const p = c.per.get(e.id) || getJSON(c.url + '&app=' + encodeURIComponent(e.id)).catch(() => null);
     c.per.set(e.id, p);
     p.then(safe((msg) => {
       if (!msg || ctx !== c || !e.frame || e.frame.contentWindow !== w) return; // none, or moved on meanwhile
+      // The form as of the post: a request that came meanwhile counts.
+      const f = formOf(e);
       if (f !== 'string') w.postMessage(msg, e.origin);
       if (f !== 'object') w.postMessage(JSON.stringify(msg), e.origin);
       posts++;
@@ -182,11 +183,12 @@
   // format the app did not ask in is reported to the gateway, which warns
   // the operator once.
   const reported = new Set();
+  const askLatency = 500; // ms: longer than a request takes to arrive, shorter than a person takes to navigate
   const learn = (e, f) => {
     const forced = e.app.message_format;
     if (forced !== 'object' && forced !== 'json_string') {
       e.form = f;
-      e.askedAt = e.loads;
+      e.askedAt = performance.now();
       return;
     }
     if ((forced === 'object') === (f === 'object') || reported.has(e.id)) return;
@@ -477,10 +479,17 @@
       e.loaded = true;
       e.load.hidden = true;
       // A new document: in message_format auto it gets both forms until
-      // it asks, unless it asked already, before this event.
-      e.loads++;
-      if (e.askedAt !== e.loads - 1) e.form = null;
-      postTo(e); // every load, including navigations inside the app
+      // it asks, unless it asked already, while it loaded. A request that
+      // came just after the previous load is the previous document's,
+      // late (the parent may see a frame's load before the messages its
+      // document sent while loading); one that came later, this one's.
+      const now = performance.now();
+      if (!(e.askedAt > e.loadedAt + askLatency)) e.form = null;
+      e.loadedAt = now;
+      // Every load, including navigations inside the app; after the tasks
+      // already queued, so that a request the new document sent while it
+      // loaded is seen first and it gets only the form it asked for.
+      setTimeout(() => postTo(e), 0);
     }));
     wrap.append(e.load, e.frame);
     e.panel.append(bar, wrap);
@@ -557,7 +566,7 @@
       const id = String(a.id);
       let e = entries.get(id);
       if (e && e.app.url !== a.url) { drop(e); e = null; }
-      if (!e) entries.set(id, e = { id, origin: a.origin, loaded: false, want: false, form: null, loads: 0, askedAt: -1 });
+      if (!e) entries.set(id, e = { id, origin: a.origin, loaded: false, want: false, form: null, askedAt: -Infinity, loadedAt: -Infinity });
       e.app = a;
       if (!e.tab && shown(a)) build(e); // iframes only for apps shown here
       if (e.tab) {
