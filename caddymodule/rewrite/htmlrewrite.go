@@ -1019,8 +1019,6 @@ func afterURLKey[T string | []byte](v T, i int) (int, bool) {
 	return skipSpaces(v, k+1), true
 }
 
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
 // appendAttrRef is appendRef for attribute text, where a reference may be
 // written with character references ("&#47;x", "/x?a=1&amp;b=2"). It maps
 // the decoded reference but writes back the raw bytes of the parts that

@@ -478,9 +478,3 @@ func trimSpace(s string) (lead, core, trail string) {
 	}
 	return s[:i], s[i:j], s[j:]
 }
-
-func isSpace(c byte) bool { return spaces[c] }
-
-// spaces marks ASCII white space as the HTML tokenizer and URL parsers
-// have it.
-var spaces = [256]bool{'\t': true, '\n': true, '\f': true, '\r': true, ' ': true}
