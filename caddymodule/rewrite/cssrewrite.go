@@ -386,6 +386,14 @@ type refMapper struct {
 	doc     *url.URL
 	absOnly bool     // the base is on another origin: only absolute URLs can still point at the app
 	dec     charRefs // scratch for attribute text with character references
+
+	// noFastPaths turns off the shortcuts that take the common cases
+	// without the general machinery (the Mapper's appendPlain, and the
+	// HTML rewriter's simpleTag, plainEndTag and style attribute check):
+	// tests set it on a rewriter of their own to check that both paths
+	// give the same bytes. It is a field, not a package setting, so that
+	// rewriters with and without it can run side by side.
+	noFastPaths bool
 }
 
 // appendRef appends to dst the mapped form of ref, or ref itself.
@@ -409,7 +417,7 @@ func (rm *refMapper) plain(dst, ref []byte) ([]byte, bool) {
 
 // plainApplies reports whether the Mapper's fast path applies: not behind
 // a <base> on another origin, and not when tests turn the shortcuts off.
-func (rm *refMapper) plainApplies() bool { return !rm.absOnly && fastPaths }
+func (rm *refMapper) plainApplies() bool { return !rm.absOnly && !rm.noFastPaths }
 
 // mapRef is MapRef behind a test that passes over, without converting
 // them to strings, the references MapRef would leave alone anyway:

@@ -170,7 +170,7 @@ func (r *HTMLRewriter) data(in []byte, i int) (int, bool) {
 			return len(in), true
 		}
 		i += j
-		if fastPaths {
+		if !r.ref.noFastPaths {
 			end := 0
 			if i+1 < len(in) && in[i+1] == '/' {
 				end = plainEndTag(in, i)
@@ -919,7 +919,7 @@ func (r *HTMLRewriter) appendRefresh(dst, v []byte) []byte {
 // &quot;, and each URL found is mapped from its raw text, which keeps the
 // bytes around it as they were.
 func (r *HTMLRewriter) appendStyle(dst, v []byte) []byte {
-	if fastPaths && !mayHoldCSSURL(v) {
+	if !r.ref.noFastPaths && !mayHoldCSSURL(v) {
 		return append(dst, v...)
 	}
 	d := r.text.decode(v)

@@ -5,11 +5,6 @@ import (
 	"encoding/binary"
 )
 
-// fastPaths enables the shortcuts that take the common cases without the
-// general machinery; tests turn it off to check that both give the same
-// bytes.
-var fastPaths = true
-
 // simpleTag lexes the start tag at in[i] the way tagLexer does, in one
 // pass and without holding anything, when the tag is complete in in, is
 // an element that changes no lexer state (not script, style, title, svg,
