@@ -104,6 +104,7 @@ func runCases(t *testing.T, cases []rewriteCase) {
 				want = c.in
 			}
 			checkHTML(t, c.in, want)
+			checkOracle(t, []byte(c.in))
 		})
 	}
 }
@@ -354,14 +355,7 @@ func TestHTMLRewriteLarge(t *testing.T) {
 // stylesheet tokens stream through instead of being held (CSS holds a
 // token only while it may still be a URL to rewrite).
 func TestHTMLRewriteLongTokens(t *testing.T) {
-	long := strings.Repeat("A<", 1<<20)
-	for _, doc := range []string{
-		"<!--" + long + "-->",
-		"<script>" + long + "</script>",
-		"<style>a{background:url(data:image/png;base64," + long + ")}</style>",
-		"<style>/*" + long + "*/</style>",
-		"<textarea>" + long + "</textarea>",
-	} {
+	for _, doc := range longTokenDocs() {
 		r := NewHTMLRewriter(io.Discard, testMapper, testDoc)
 		for in := []byte(doc); len(in) > 0; {
 			n := min(len(in), 4<<10)
@@ -372,6 +366,18 @@ func TestHTMLRewriteLongTokens(t *testing.T) {
 			}
 		}
 		r.Close()
+	}
+}
+
+// longTokenDocs are documents made of one long token each.
+func longTokenDocs() []string {
+	long := strings.Repeat("A<", 1<<20)
+	return []string{
+		"<!--" + long + "-->",
+		"<script>" + long + "</script>",
+		"<style>a{background:url(data:image/png;base64," + long + ")}</style>",
+		"<style>/*" + long + "*/</style>",
+		"<textarea>" + long + "</textarea>",
 	}
 }
 
@@ -468,31 +474,36 @@ func FuzzHTMLRewrite(f *testing.F) {
 			return []byte(rewriteHTML(t, string(in), m, doc, split))
 		})
 		checkFastPathsAgree(t, in, seed)
+		checkOracle(t, in)
 	})
+}
+
+// fastPathCases are inputs for the shortcuts' corner cases (the oracle
+// reads them too).
+var fastPathCases = []string{
+	`<a href="../../tools/x"><base href="/tools/a/b/c/"><a href="../../tools/x">`,
+	`<BASE HREF=http://app.internal:8080/tools/b/ ><a href=../../x>`,
+	`<object data="/tools/o"><embed src="/tools/e">`,
+	`<meta http-equiv=refresh content="0;url=/tools/x"><meta content="/tools/y">`,
+	`<svg><style>a{b:url(/tools/s)}</style><a href="/tools/x"/></svg ><style>c{d:url(/tools/t)}</style>`,
+	`<title><a href="/tools/x"></title><textarea><img src=/tools/y></textarea>`,
+	`<a href=/tools/x/><a/href=/tools/y><a href = '/tools/z' ><a =href=/tools/w><a href>`,
+	`<img src=/tools/a srcset="/tools/b 1x, /tools/c 2x" style="background:url(/tools/d)">`,
+	`<a ping="/tools/p /tools/q" href="/tools/y" cite=/tools/c action=/tools/a poster=/tools/p>`,
+	`<a href="/tools/x?a=1&amp;b=2"><a href="&#47;tools/x"><a href="/tools/&#46;./x"><a href="http:&#47;&#47;app.internal:8080/tools/x">`,
+	`<div title="<a href=/tools/x>"></div ><p a='>' href=/tools/y><a = href=/tools/z>`,
+	`<svg><![CDATA[ > <a href="/tools/x"> ]]></svg><![CDATA[ > <a href="/tools/y"> ]]><math></math>`,
+	`<a href="//app.internal:8080/tools/x"><a href="HTTP://APP.INTERNAL:8080/tools/y"><a href="https://else/z"><a href="#f">`,
+	// The word-at-a-time shortcuts: common attributes and end tags.
+	`<p class="a>b" title='/tools/t' id="i" style="color:red" hreflang="en" href="/tools/x"></p><li style="background:url(/tools/s)"></li>`,
+	`<a href="/tools/x"/><span class=x href="/tools/y"></span ></spanx></A></li></div></divx><p id="` + "\n" + `x" class="`,
 }
 
 // TestFastPathsAgree holds the shortcuts for common tags and references
 // to the general lexer and MapRef, byte for byte, on real pages and the
 // golden inputs (the fuzz corpus runs the same check).
 func TestFastPathsAgree(t *testing.T) {
-	for _, in := range []string{
-		`<a href="../../tools/x"><base href="/tools/a/b/c/"><a href="../../tools/x">`,
-		`<BASE HREF=http://app.internal:8080/tools/b/ ><a href=../../x>`,
-		`<object data="/tools/o"><embed src="/tools/e">`,
-		`<meta http-equiv=refresh content="0;url=/tools/x"><meta content="/tools/y">`,
-		`<svg><style>a{b:url(/tools/s)}</style><a href="/tools/x"/></svg ><style>c{d:url(/tools/t)}</style>`,
-		`<title><a href="/tools/x"></title><textarea><img src=/tools/y></textarea>`,
-		`<a href=/tools/x/><a/href=/tools/y><a href = '/tools/z' ><a =href=/tools/w><a href>`,
-		`<img src=/tools/a srcset="/tools/b 1x, /tools/c 2x" style="background:url(/tools/d)">`,
-		`<a ping="/tools/p /tools/q" href="/tools/y" cite=/tools/c action=/tools/a poster=/tools/p>`,
-		`<a href="/tools/x?a=1&amp;b=2"><a href="&#47;tools/x"><a href="/tools/&#46;./x"><a href="http:&#47;&#47;app.internal:8080/tools/x">`,
-		`<div title="<a href=/tools/x>"></div ><p a='>' href=/tools/y><a = href=/tools/z>`,
-		`<svg><![CDATA[ > <a href="/tools/x"> ]]></svg><![CDATA[ > <a href="/tools/y"> ]]><math></math>`,
-		`<a href="//app.internal:8080/tools/x"><a href="HTTP://APP.INTERNAL:8080/tools/y"><a href="https://else/z"><a href="#f">`,
-		// The word-at-a-time shortcuts: common attributes and end tags.
-		`<p class="a>b" title='/tools/t' id="i" style="color:red" hreflang="en" href="/tools/x"></p><li style="background:url(/tools/s)"></li>`,
-		`<a href="/tools/x"/><span class=x href="/tools/y"></span ></spanx></A></li></div></divx><p id="` + "\n" + `x" class="`,
-	} {
+	for _, in := range fastPathCases {
 		checkFastPathsAgree(t, []byte(in), 0)
 	}
 	// simpleTag's one-load shortcut decides the kind of class, title,

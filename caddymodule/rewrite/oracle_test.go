@@ -1,0 +1,838 @@
+package rewrite
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/PuerkitoBio/goquery"
+	"golang.org/x/net/html"
+)
+
+// This file holds the HTML rewriter to an oracle that shares none of its
+// code: goquery (x/net/html's tree builder, which follows the HTML
+// standard's parsing algorithm) parses a page before and after rewriting,
+// and the two trees must be the same, node for node, attribute for
+// attribute (names, values, order) and text for text, but for the URLs
+// that the contract's proxy rules name, which must read as the Mapper maps
+// them. The oracle finds those URLs itself, in the parsed values: it
+// splits srcset, ping, meta refresh and CSS by the HTML and CSS standards'
+// own algorithms, written out here, and asks the Mapper only for the
+// mapping of each URL. It cannot see what the parser normalizes away (the
+// case of names, quotes, white space in tags, duplicate attributes):
+// checkRewriteProperties holds the bytes.
+
+// oracleApps are the apps the oracle rewrites each page for: the tests'
+// app under /tools/, the same origin served from its root (so that every
+// root-relative reference of a page is mapped), and Wikipedia, whose
+// article the benchmark reads.
+var oracleApps = []struct {
+	name string
+	m    *Mapper
+	doc  *url.URL
+}{
+	{"tools", testMapper, testDoc},
+	{"root", NewMapper(mustParse("http://app.internal:8080/"), "/dashboard-apps/t/"), testDoc},
+	{"wiki", NewMapper(mustParse("https://en.wikipedia.org/"), "/dashboard-apps/wiki/"), mustParse("https://en.wikipedia.org/wiki/Go_(programming_language)")},
+}
+
+// checkOracle rewrites in for each of oracleApps and holds the result to
+// the oracle.
+func checkOracle(t testing.TB, in []byte) {
+	t.Helper()
+	for _, app := range oracleApps {
+		out := rewriteHTML(t, string(in), app.m, app.doc, nil)
+		if diffs := oracleDiffs(in, []byte(out), app.m, app.doc); len(diffs) > 0 {
+			t.Errorf("app %s: the rewritten page is not the page with its URLs mapped:\n\t%s\nin:  %s\nout: %s",
+				app.name, strings.Join(diffs, "\n\t"), excerpt(in), excerpt([]byte(out)))
+		}
+	}
+}
+
+func excerpt(b []byte) string {
+	if len(b) > 400 {
+		return fmt.Sprintf("%q... (%d bytes)", b[:400], len(b))
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+// oracleDiffs parses in and out and returns how out differs from in with
+// the URLs of the contract mapped by m for a document at doc.
+func oracleDiffs(in, out []byte, m *Mapper, doc *url.URL) []string {
+	din, err := goquery.NewDocumentFromReader(bytes.NewReader(in))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	dout, err := goquery.NewDocumentFromReader(bytes.NewReader(out))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	o := &oracle{m: m, base: doc, origin: mustParse(m.Origin())}
+	o.walk("", din.Selection, dout.Selection, scope{})
+	return o.diffs
+}
+
+// oracle walks two parsed pages side by side.
+type oracle struct {
+	m       *Mapper
+	origin  *url.URL // the app's
+	base    *url.URL // what references resolve against: the document's URL, then its <base href>
+	baseSet bool
+	diffs   []string
+}
+
+const maxOracleDiffs = 8
+
+func (o *oracle) fail(path, format string, args ...any) {
+	if len(o.diffs) == maxOracleDiffs {
+		o.diffs = append(o.diffs, "...")
+	}
+	if len(o.diffs) < maxOracleDiffs {
+		o.diffs = append(o.diffs, path+": "+fmt.Sprintf(format, args...))
+	}
+}
+
+// scope is what the oracle knows of where a node is.
+type scope struct {
+	// inert is true inside a <template>, whose contents belong to no
+	// document: a <base> there sets nothing.
+	inert bool
+
+	// foreignStyle is true inside a <style> in SVG or MathML. There the
+	// parser reads markup and character references, and the rewriter,
+	// which follows no tree, reads CSS up to </style>, as in HTML (see
+	// HTMLRewriter.openElement: the safe side, as what it reads as CSS
+	// it does not read as markup). The oracle cannot tell from the tree
+	// what the CSS was; it holds every text and attribute value inside to
+	// be as it was or as the oracle maps it as CSS.
+	foreignStyle bool
+}
+
+// walk compares the node of in with the node of out, then their
+// children.
+func (o *oracle) walk(path string, in, out *goquery.Selection, sc scope) {
+	n, m := in.Get(0), out.Get(0)
+	if n.Type != m.Type || n.Namespace != m.Namespace || goquery.NodeName(in) != goquery.NodeName(out) {
+		o.fail(path, "%s, rewritten %s", describe(n), describe(m))
+		return
+	}
+	switch n.Type {
+	case html.ElementNode:
+		o.element(path, n, m, sc)
+	case html.TextNode:
+		want := n.Data
+		if p := n.Parent; sc.foreignStyle || p != nil && p.Type == html.ElementNode && p.Namespace == "" && p.Data == "style" {
+			want = o.mapCSS(n.Data)
+		}
+		if m.Data != want && !(sc.foreignStyle && m.Data == n.Data) {
+			o.fail(path, "text %s, want %s", excerpt([]byte(m.Data)), excerpt([]byte(want)))
+		}
+	case html.CommentNode, html.DoctypeNode:
+		if m.Data != n.Data || fmt.Sprint(m.Attr) != fmt.Sprint(n.Attr) {
+			o.fail(path, "%s, rewritten %s", describe(n), describe(m))
+		}
+	}
+	inKids, outKids := in.Contents(), out.Contents()
+	if inKids.Length() != outKids.Length() {
+		o.fail(path, "%d children, rewritten %d", inKids.Length(), outKids.Length())
+		return
+	}
+	if n.Type == html.ElementNode {
+		sc.inert = sc.inert || n.Namespace == "" && n.Data == "template"
+		sc.foreignStyle = sc.foreignStyle || n.Namespace != "" && n.Data == "style"
+	}
+	inKids.Each(func(i int, kid *goquery.Selection) {
+		o.walk(fmt.Sprintf("%s/%s[%d]", path, goquery.NodeName(kid), i), kid, outKids.Eq(i), sc)
+	})
+}
+
+func describe(n *html.Node) string {
+	switch n.Type {
+	case html.ElementNode:
+		return fmt.Sprintf("element %s %q", n.Namespace, n.Data)
+	case html.TextNode:
+		return "text " + excerpt([]byte(n.Data))
+	}
+	return fmt.Sprintf("node type %d %q %v", n.Type, n.Data, n.Attr)
+}
+
+// element compares the attributes of the element in with those of out,
+// and takes note of the first <base href>.
+func (o *oracle) element(path string, in, out *html.Node, sc scope) {
+	if len(in.Attr) != len(out.Attr) {
+		o.fail(path, "attributes %v, rewritten %v", in.Attr, out.Attr)
+		return
+	}
+	refresh := in.Data == "meta" && in.Namespace == "" && isRefreshMeta(in)
+	for i, a := range in.Attr {
+		b := out.Attr[i]
+		if a.Namespace != b.Namespace || a.Key != b.Key {
+			o.fail(path, "attribute %d is %s:%s, rewritten %s:%s", i, a.Namespace, a.Key, b.Namespace, b.Key)
+			continue
+		}
+		want := o.attr(in, a, refresh)
+		if sc.foreignStyle {
+			want = o.mapCSS(a.Val) // or a.Val, below
+		}
+		if b.Val != want && !(sc.foreignStyle && b.Val == a.Val) {
+			o.fail(path, "attribute %s=%q: got %q, want %q", a.Key, a.Val, b.Val, want)
+		}
+	}
+	// The HTML standard: the document's base URL is the href of its first
+	// <base> element with one, resolved against the document's URL. (The
+	// rewriter goes by the first in the source, which is the first in the
+	// tree: the parser moves no <base> ahead of another.)
+	if in.Data != "base" || in.Namespace != "" || sc.inert || o.baseSet {
+		return
+	}
+	for _, a := range in.Attr {
+		if a.Namespace == "" && a.Key == "href" {
+			o.baseSet = true
+			if u, err := browserURL(a.Val); err == nil {
+				o.base = o.base.ResolveReference(u)
+			}
+		}
+	}
+}
+
+// isRefreshMeta reports whether the <meta> n is a refresh pragma: its
+// http-equiv (the first; the parser drops repeats) is "refresh", ASCII
+// case-insensitive, as enumerated attributes are matched.
+func isRefreshMeta(n *html.Node) bool {
+	for _, a := range n.Attr {
+		if a.Namespace == "" && a.Key == "http-equiv" {
+			return asciiLower(a.Val) == "refresh"
+		}
+	}
+	return false
+}
+
+// attr returns what the attribute a of element el must read after
+// rewriting: the URL attributes of the contract (href, src, action,
+// formaction, srcset, poster, object data, meta refresh content, style)
+// and the others that hold URLs and that the rewriter maps too (cite,
+// ping, manifest, longdesc, background, xlink:href, imagesrcset) with their
+// URLs mapped, every other attribute as it was.
+func (o *oracle) attr(el *html.Node, a html.Attribute, refresh bool) string {
+	name := a.Key
+	if a.Namespace != "" {
+		name = a.Namespace + ":" + a.Key // xlink:href in SVG
+	}
+	switch name {
+	case "href", "src", "action", "formaction", "poster", "cite", "manifest", "longdesc", "background", "xlink:href":
+		return o.mapURL(a.Val)
+	case "data":
+		if el.Data == "object" {
+			return o.mapURL(a.Val)
+		}
+	case "srcset", "imagesrcset":
+		return o.mapSpans(a.Val, srcsetURLs(a.Val))
+	case "ping":
+		return o.mapSpans(a.Val, pingURLs(a.Val))
+	case "style":
+		return o.mapCSS(a.Val)
+	case "content":
+		if refresh {
+			if start, end, ok := refreshURLSpan(a.Val); ok {
+				return o.mapSpans(a.Val, []span{{start: start, end: end}})
+			}
+		}
+	}
+	return a.Val
+}
+
+// mapURL returns what the URL reference ref must be after rewriting:
+// left alone when the browser, resolving it against the document's base,
+// goes to another origin; else what the Mapper maps it to, or itself.
+func (o *oracle) mapURL(ref string) string {
+	if u, err := browserURL(ref); err == nil && !o.onApp(o.base.ResolveReference(u)) {
+		return ref
+	}
+	if mapped, ok := o.m.MapRef(ref, o.base); ok {
+		return mapped
+	}
+	return ref
+}
+
+// browserURL parses ref as the URL standard does before it parses: it
+// strips leading and trailing C0 controls and spaces, drops tabs and
+// newlines, and reads "\" as "/" (in http and https URLs, the only ones
+// that can be on an app's origin).
+func browserURL(ref string) (*url.URL, error) {
+	ref = strings.TrimFunc(ref, func(r rune) bool { return r <= ' ' })
+	ref = strings.NewReplacer("\t", "", "\n", "", "\r", "", "\\", "/").Replace(ref)
+	return url.Parse(ref)
+}
+
+// onApp reports whether u is on the app's origin.
+func (o *oracle) onApp(u *url.URL) bool {
+	return strings.EqualFold(u.Scheme, o.origin.Scheme) && originHost(u) == originHost(o.origin)
+}
+
+func originHost(u *url.URL) string {
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" || u.Scheme == "http" && port == "80" || u.Scheme == "https" && port == "443" {
+		return host
+	}
+	return host + ":" + port
+}
+
+// span is where a URL is in an attribute value or a stylesheet. keep
+// marks one that the rewriter leaves as it is on purpose (see cssURLs).
+type span struct {
+	start, end int
+	keep       bool
+}
+
+// mapSpans returns v with the URLs at spans mapped.
+func (o *oracle) mapSpans(v string, spans []span) string {
+	var b strings.Builder
+	done := 0
+	for _, s := range spans {
+		b.WriteString(v[done:s.start])
+		if s.keep {
+			b.WriteString(v[s.start:s.end])
+		} else {
+			b.WriteString(o.mapURL(v[s.start:s.end]))
+		}
+		done = s.end
+	}
+	b.WriteString(v[done:])
+	return b.String()
+}
+
+func (o *oracle) mapCSS(css string) string { return o.mapSpans(css, cssURLs(css)) }
+
+func htmlSpace(c byte) bool { return c == '\t' || c == '\n' || c == '\f' || c == '\r' || c == ' ' }
+
+func skipHTMLSpace(s string, i int) int {
+	for i < len(s) && htmlSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+// pingURLs splits a ping attribute, a set of space-separated tokens.
+func pingURLs(v string) []span {
+	var spans []span
+	for i := skipHTMLSpace(v, 0); i < len(v); i = skipHTMLSpace(v, i) {
+		start := i
+		for i < len(v) && !htmlSpace(v[i]) {
+			i++
+		}
+		spans = append(spans, span{start: start, end: i})
+	}
+	return spans
+}
+
+// srcsetURLs finds the URLs of a srcset attribute by the HTML standard's
+// "parse a srcset attribute" steps. It keeps the URL of a candidate whose
+// descriptors are invalid, which the browser drops: mapping it does no
+// harm, and the rewriter does not validate descriptors.
+func srcsetURLs(v string) []span {
+	var spans []span
+	p := 0
+	for {
+		for p < len(v) && (htmlSpace(v[p]) || v[p] == ',') {
+			p++
+		}
+		if p == len(v) {
+			return spans
+		}
+		start := p
+		for p < len(v) && !htmlSpace(v[p]) {
+			p++
+		}
+		end := p
+		if v[end-1] == ',' {
+			for v[end-1] == ',' {
+				end--
+			}
+			spans = append(spans, span{start: start, end: end})
+			continue
+		}
+		spans = append(spans, span{start: start, end: end})
+		// The descriptor tokenizer, up to the comma that ends the
+		// candidate.
+		const (
+			inDescriptor = iota
+			inParens
+			afterDescriptor
+		)
+		state := inDescriptor
+	descriptors:
+		for p = skipHTMLSpace(v, p); p < len(v); p++ {
+			switch c := v[p]; state {
+			case inDescriptor:
+				switch {
+				case htmlSpace(c):
+					state = afterDescriptor
+				case c == ',':
+					p++
+					break descriptors
+				case c == '(':
+					state = inParens
+				}
+			case inParens:
+				if c == ')' {
+					state = inDescriptor
+				}
+			case afterDescriptor:
+				if !htmlSpace(c) {
+					state = inDescriptor
+					p--
+				}
+			}
+		}
+	}
+}
+
+// refreshURLSpan finds the URL of a refresh pragma's content by the HTML
+// standard's "shared declarative refresh steps".
+func refreshURLSpan(v string) (start, end int, ok bool) {
+	p := skipHTMLSpace(v, 0)
+	q := p
+	for q < len(v) && '0' <= v[q] && v[q] <= '9' {
+		q++
+	}
+	if q == p && (q == len(v) || v[q] != '.') {
+		return 0, 0, false
+	}
+	for q < len(v) && ('0' <= v[q] && v[q] <= '9' || v[q] == '.') {
+		q++
+	}
+	p = q
+	if p == len(v) || v[p] != ';' && v[p] != ',' && !htmlSpace(v[p]) {
+		return 0, 0, false
+	}
+	p = skipHTMLSpace(v, p)
+	if p < len(v) && (v[p] == ';' || v[p] == ',') {
+		p++
+	}
+	p = skipHTMLSpace(v, p)
+	if p == len(v) {
+		return 0, 0, false
+	}
+	urlString := p // "url=" or not, the URL is the rest
+	if v[p]|0x20 == 'u' {
+		p++
+		if p == len(v) || v[p]|0x20 != 'r' {
+			return urlString, len(v), true
+		}
+		p++
+		if p == len(v) || v[p]|0x20 != 'l' {
+			return urlString, len(v), true
+		}
+		p = skipHTMLSpace(v, p+1)
+		if p == len(v) || v[p] != '=' {
+			return urlString, len(v), true
+		}
+		p = skipHTMLSpace(v, p+1)
+	}
+	if p < len(v) && (v[p] == '"' || v[p] == '\'') {
+		quote := v[p]
+		p++
+		if k := strings.IndexByte(v[p:], quote); k >= 0 {
+			return p, p + k, true
+		}
+	}
+	return p, len(v), true
+}
+
+// cssURLs finds the URLs of a stylesheet or style attribute as the CSS
+// Syntax Module's tokenizer (§4.3) does: url tokens, the string of a
+// url( function, the string that follows @import. A URL spelled with an
+// escape (in it, or in the url or @import before it) or in a token
+// longer than maxCSSRef is marked keep: the rewriter leaves those as they
+// are (escapes are not decoded and re-encoded, long tokens are data: URIs
+// in practice), which its tests state.
+func cssURLs(css string) []span {
+	var urls []span
+	importPending, importEscaped := false, false
+	for i := 0; i < len(css); {
+		c := css[i]
+		switch {
+		case cssSpace(c): // white space tokens: @import's string may follow
+			i++
+			continue
+		case strings.HasPrefix(css[i:], "/*"): // comments are no tokens at all
+			if j := strings.Index(css[i+2:], "*/"); j >= 0 {
+				i += 2 + j + 2
+			} else {
+				i = len(css)
+			}
+			continue
+		case c == '"' || c == '\'':
+			end, next, ok, esc := cssStringToken(css, i)
+			if importPending && ok {
+				urls = append(urls, span{i + 1, end, esc || importEscaped || next-i > maxCSSRef})
+			}
+			importPending = false
+			i = next
+			continue
+		}
+		importPending = false
+		switch {
+		case c == '<' && strings.HasPrefix(css[i:], "<!--"):
+			i += len("<!--") // CDO
+			if startsIdent(css, i) {
+				// A url( right after "<!--" is one the rewriter, which
+				// looks one byte back, takes for the end of a longer
+				// name ("--url("), and one no browser fetches: CDO is
+				// allowed only between rules, and anywhere else makes
+				// what holds it invalid.
+				var u *span
+				if i, u = identLike(css, i); u != nil {
+					u.keep = true
+					urls = append(urls, *u)
+				}
+			}
+		case c == '-' && strings.HasPrefix(css[i:], "-->"):
+			i += len("-->") // CDC
+		case c == '@' && startsIdent(css, i+1):
+			name, next, esc := cssName(css, i+1)
+			importPending, importEscaped = name == "import", esc
+			i = next
+		case c == '#' && i+1 < len(css) && (isCSSNameChar(css[i+1]) || validEscape(css, i+1)):
+			_, i, _ = cssName(css, i+1) // a hash: "#url(" is no url
+		case startsNumber(css, i):
+			i = numericEnd(css, i) // a number, dimension ("1url") or percentage
+		case startsIdent(css, i):
+			var u *span
+			i, u = identLike(css, i)
+			if u != nil {
+				urls = append(urls, *u)
+			}
+		default: // a delimiter, or a "\" that starts no escape
+			i++
+		}
+	}
+	return urls
+}
+
+// identLike consumes the ident-like token at css[i], and returns where it
+// ends and the URL it holds, if it is url(...) or url("...").
+func identLike(css string, i int) (int, *span) {
+	name, j, esc := cssName(css, i)
+	if j == len(css) || css[j] != '(' {
+		return j, nil
+	}
+	if name != "url" {
+		return j + 1, nil // a function
+	}
+	k := j + 1
+	for k+1 < len(css) && cssSpace(css[k]) && cssSpace(css[k+1]) {
+		k++
+	}
+	if k < len(css) && cssSpace(css[k]) && k+1 < len(css) && isQuote(css[k+1]) {
+		k++
+	}
+	if k < len(css) && isQuote(css[k]) {
+		// The url( function token; its argument is the string token.
+		end, next, ok, sesc := cssStringToken(css, k)
+		if !ok {
+			return next, nil
+		}
+		return next, &span{k + 1, end, esc || sesc || next-i > maxCSSRef}
+	}
+	return urlToken(css, i, j+1, esc)
+}
+
+// urlToken consumes the rest of the url token that starts at css[tok],
+// from css[k], after its "(".
+func urlToken(css string, tok, k int, esc bool) (int, *span) {
+	for k < len(css) && cssSpace(css[k]) {
+		k++
+	}
+	start := k
+	found := func(end, next int) (int, *span) {
+		return next, &span{start, end, esc || next-tok > maxCSSRef}
+	}
+	for k < len(css) {
+		switch c := css[k]; {
+		case c == ')':
+			return found(k, k+1)
+		case cssSpace(c):
+			end := k
+			for k < len(css) && cssSpace(css[k]) {
+				k++
+			}
+			if k == len(css) {
+				return found(end, k)
+			}
+			if css[k] == ')' {
+				return found(end, k+1)
+			}
+			return badURLEnd(css, k), nil
+		case isQuote(c) || c == '(' || c <= 0x08 || c == 0x0b || 0x0e <= c && c <= 0x1f || c == 0x7f:
+			return badURLEnd(css, k), nil
+		case c == '\\':
+			if !validEscape(css, k) {
+				return badURLEnd(css, k), nil
+			}
+			esc = true
+			k = escapeEnd(css, k+1)
+		default:
+			k++
+		}
+	}
+	return found(len(css), len(css)) // a url token that the stylesheet's end ends
+}
+
+// badURLEnd consumes the remnants of a bad url.
+func badURLEnd(css string, k int) int {
+	for k < len(css) {
+		switch {
+		case css[k] == ')':
+			return k + 1
+		case validEscape(css, k):
+			k = escapeEnd(css, k+1)
+		default:
+			k++
+		}
+	}
+	return k
+}
+
+// cssStringToken consumes the string token that starts with the quote at
+// css[q]. ok is false for a bad string (a newline before the closing
+// quote); esc is true when the string holds an escape.
+func cssStringToken(css string, q int) (end, next int, ok, esc bool) {
+	quote := css[q]
+	for k := q + 1; k < len(css); {
+		switch c := css[k]; {
+		case c == quote:
+			return k, k + 1, true, esc
+		case c == '\n' || c == '\r' || c == '\f':
+			return k, k, false, esc
+		case c == '\\':
+			esc = true
+			switch {
+			case k+1 == len(css):
+				k++
+			case strings.HasPrefix(css[k+1:], "\r\n"):
+				k += 3
+			case css[k+1] == '\n' || css[k+1] == '\r' || css[k+1] == '\f':
+				k += 2 // a line continued
+			default:
+				k = escapeEnd(css, k+1)
+			}
+		default:
+			k++
+		}
+	}
+	return len(css), len(css), true, esc
+}
+
+// cssName consumes a name (of an ident, function, at-keyword or hash)
+// from css[i], and returns it with escapes decoded and ASCII letters in
+// lower case, for comparing with "url" and "import".
+func cssName(css string, i int) (name string, next int, esc bool) {
+	var b strings.Builder
+	for i < len(css) {
+		switch c := css[i]; {
+		case isCSSNameChar(c):
+			b.WriteByte(c)
+			i++
+		case validEscape(css, i):
+			esc = true
+			j := escapeEnd(css, i+1)
+			b.WriteRune(escapeValue(css[i+1 : j]))
+			i = j
+		default:
+			return asciiLower(b.String()), i, esc
+		}
+	}
+	return asciiLower(b.String()), i, esc
+}
+
+// asciiLower lower-cases the ASCII letters of s, and only those: CSS
+// compares names ASCII case-insensitively.
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return r
+	}, s)
+}
+
+// escapeEnd returns the end of the escape whose text starts at css[i],
+// after its "\": up to six hex digits and a white space, or one code
+// point.
+func escapeEnd(css string, i int) int {
+	if i == len(css) {
+		return i
+	}
+	if !isHexDigit(css[i]) {
+		_, n := utf8.DecodeRuneInString(css[i:])
+		return i + n
+	}
+	j := i
+	for j < len(css) && j-i < 6 && isHexDigit(css[j]) {
+		j++
+	}
+	if strings.HasPrefix(css[j:], "\r\n") {
+		return j + 2
+	}
+	if j < len(css) && cssSpace(css[j]) {
+		j++
+	}
+	return j
+}
+
+func escapeValue(s string) rune {
+	if s == "" || !isHexDigit(s[0]) {
+		r, _ := utf8.DecodeRuneInString(s)
+		return r
+	}
+	var r rune
+	for i := 0; i < len(s) && isHexDigit(s[i]); i++ {
+		r = r*16 + rune(strings.IndexByte("0123456789abcdef", s[i]|0x20))
+	}
+	if r == 0 || r > utf8.MaxRune || 0xd800 <= r && r <= 0xdfff {
+		return utf8.RuneError
+	}
+	return r
+}
+
+func isHexDigit(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'f' }
+
+func cssSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+
+func isQuote(c byte) bool { return c == '"' || c == '\'' }
+
+func isCSSNameStart(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' || c == '_' || c >= 0x80 }
+
+func isCSSNameChar(c byte) bool { return isCSSNameStart(c) || '0' <= c && c <= '9' || c == '-' }
+
+func validEscape(css string, i int) bool {
+	return i+1 < len(css) && css[i] == '\\' && css[i+1] != '\n' && css[i+1] != '\r' && css[i+1] != '\f'
+}
+
+func startsIdent(css string, i int) bool {
+	if i >= len(css) {
+		return false
+	}
+	switch c := css[i]; {
+	case c == '-':
+		return i+1 < len(css) && (isCSSNameStart(css[i+1]) || css[i+1] == '-' || validEscape(css, i+1))
+	case c == '\\':
+		return validEscape(css, i)
+	default:
+		return isCSSNameStart(c)
+	}
+}
+
+func isDecimal(css string, i int) bool { return i < len(css) && '0' <= css[i] && css[i] <= '9' }
+
+func startsNumber(css string, i int) bool {
+	switch css[i] {
+	case '+', '-':
+		return isDecimal(css, i+1) || i+1 < len(css) && css[i+1] == '.' && isDecimal(css, i+2)
+	case '.':
+		return isDecimal(css, i+1)
+	}
+	return isDecimal(css, i)
+}
+
+// numericEnd consumes a numeric token: a number and its unit or "%".
+func numericEnd(css string, i int) int {
+	if css[i] == '+' || css[i] == '-' {
+		i++
+	}
+	for isDecimal(css, i) {
+		i++
+	}
+	if i+1 < len(css) && css[i] == '.' && isDecimal(css, i+1) {
+		for i++; isDecimal(css, i); i++ {
+		}
+	}
+	if i < len(css) && css[i]|0x20 == 'e' {
+		j := i + 1
+		if j < len(css) && (css[j] == '+' || css[j] == '-') {
+			j++
+		}
+		if isDecimal(css, j) {
+			for i = j; isDecimal(css, i); i++ {
+			}
+		}
+	}
+	switch {
+	case startsIdent(css, i):
+		_, i, _ = cssName(css, i)
+	case i < len(css) && css[i] == '%':
+		i++
+	}
+	return i
+}
+
+// oraclePages are the pages of the repository's testdata that the HTML
+// rewriter is tested on or meant for: the golden inputs (of this
+// package's tests and of the injection's), the benchmark's Wikipedia
+// article and the demo's apps.
+func oraclePages(t *testing.T) []string {
+	t.Helper()
+	var pages []string
+	for _, pattern := range []string{
+		"../../testdata/golden/html/*.in.html",
+		"../../testdata/golden/inject/*.in.html",
+		"../../testdata/bench/*.html",
+	} {
+		m, err := filepath.Glob(pattern)
+		if err != nil || len(m) == 0 {
+			t.Fatalf("no pages match %s: %v", pattern, err)
+		}
+		pages = append(pages, m...)
+	}
+	err := filepath.WalkDir("../../testdata/demo", func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".html") {
+			pages = append(pages, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pages
+}
+
+// TestHTMLOracle holds the rewriter to the oracle on the repository's
+// pages and on the inputs of the tests that have no table of their own
+// (the table fixtures run it in runCases, the fuzz corpus in
+// FuzzHTMLRewrite).
+func TestHTMLOracle(t *testing.T) {
+	for _, p := range oraclePages(t) {
+		t.Run(strings.TrimPrefix(p, "../../testdata/"), func(t *testing.T) {
+			t.Parallel()
+			in, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkOracle(t, in)
+		})
+	}
+	t.Run("fast paths", func(t *testing.T) {
+		for _, in := range fastPathCases {
+			checkOracle(t, []byte(in))
+		}
+	})
+	t.Run("head end", func(t *testing.T) {
+		for _, in := range headEndCases {
+			checkOracle(t, []byte(in))
+		}
+	})
+	t.Run("long tokens", func(t *testing.T) {
+		for _, in := range longTokenDocs() {
+			checkOracle(t, []byte(in))
+		}
+	})
+	t.Run("flush", func(t *testing.T) {
+		checkOracle(t, []byte(`<p>Loading <a href="/tools/x">x</a><img src="/tools/i.png">`))
+	})
+}
