@@ -27,6 +27,7 @@ type HTMLRewriter struct {
 	tag     tagLexer
 	css     cssLexer // the stylesheet of the current <style>
 	foreign int      // open <svg> and <math> elements: CDATA sections exist only there
+	inert   int      // open <template> elements, whose content is in no document
 	baseSet bool     // the first <base href> has set the base URL
 	text    charRefs // scratch for decoded attribute values
 	held    heldInput
@@ -360,6 +361,10 @@ func (r *HTMLRewriter) openElement(name []byte) {
 		r.state, r.css = inStyle, cssLexer{}
 	case foldEq(name, "plaintext"):
 		r.state = inPlaintext
+	case foldEq(name, "template"):
+		if r.foreign == 0 {
+			r.inert++ // even <template/>: HTML elements ignore "/>"
+		}
 	default:
 		for _, e := range rawTextElements {
 			if foldEq(name, e) {
@@ -375,8 +380,11 @@ func (r *HTMLRewriter) openElement(name []byte) {
 var rawTextElements = []string{"textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript"}
 
 func (r *HTMLRewriter) closeElement(name []byte) {
-	if r.foreign > 0 && isForeignRoot(name) {
+	switch {
+	case r.foreign > 0 && isForeignRoot(name):
 		r.foreign--
+	case r.inert > 0 && foldEq(name, "template"):
+		r.inert--
 	}
 }
 
@@ -813,8 +821,12 @@ func (r *HTMLRewriter) appendValue(dst []byte, kind attrKind, v []byte) []byte {
 // setBase makes the first <base href>, resolved against the document's
 // URL, the base of the references that follow, as browsers do. A base on
 // another origin leaves only absolute references pointing at the app.
+// A <base> in SVG or MathML is not HTML's, and one in a <template> is in
+// no document: neither sets anything. (Where an HTML element closes an
+// <svg> that has not ended, the rewriter, following no tree, still counts
+// the <svg> open.)
 func (r *HTMLRewriter) setBase(v []byte) {
-	if r.baseSet {
+	if r.baseSet || r.foreign > 0 || r.inert > 0 {
 		return
 	}
 	r.baseSet = true

@@ -239,6 +239,13 @@ func TestHTMLRewriteBase(t *testing.T) {
 			`<base target=_top><base href="/dashboard-apps/t/a/b/"><base href="/dashboard-apps/t/"><a href="../tools/y">`},
 		{"base on another origin", `<base href="https://cdn.example/"><a href="/tools/x"><a href="../tools/y"><img src="http://app.internal:8080/tools/z">`,
 			`<base href="https://cdn.example/"><a href="/tools/x"><a href="../tools/y"><img src="/dashboard-apps/t/z">`},
+		// Found by the oracle: neither is the document's base.
+		{"base in svg", `<svg><base href="https://cdn.example/"/></svg><a href="/tools/x">`,
+			`<svg><base href="https://cdn.example/"/></svg><a href="/dashboard-apps/t/x">`},
+		{"base in a template", `<template><p><template/><base href="https://cdn.example/"></template><a href="/tools/x"></template></TEMPLATE ><a href="/tools/y"><base href="/tools/b/"><a href="../../tools/z">`,
+			`<template><p><template/><base href="https://cdn.example/"></template><a href="/dashboard-apps/t/x"></template></TEMPLATE ><a href="/dashboard-apps/t/y"><base href="/dashboard-apps/t/b/"><a href="/dashboard-apps/t/z">`},
+		{"template in svg", `<svg><template></svg><base href="/tools/b/"><a href="../../tools/z">`,
+			`<svg><template></svg><base href="/dashboard-apps/t/b/"><a href="/dashboard-apps/t/z">`},
 	})
 }
 
@@ -493,6 +500,7 @@ var fastPathCases = []string{
 	`<a href="/tools/x?a=1&amp;b=2"><a href="&#47;tools/x"><a href="/tools/&#46;./x"><a href="http:&#47;&#47;app.internal:8080/tools/x">`,
 	`<div title="<a href=/tools/x>"></div ><p a='>' href=/tools/y><a = href=/tools/z>`,
 	`<svg><![CDATA[ > <a href="/tools/x"> ]]></svg><![CDATA[ > <a href="/tools/y"> ]]><math></math>`,
+	`<template><base href="https://cdn.example/"></template ><a href="/tools/x"></TEMPLATE><template/><base href=/tools/b/></template><a href=../../tools/z>`,
 	`<a href="//app.internal:8080/tools/x"><a href="HTTP://APP.INTERNAL:8080/tools/y"><a href="https://else/z"><a href="#f">`,
 	// The word-at-a-time shortcuts: common attributes and end tags.
 	`<p class="a>b" title='/tools/t' id="i" style="color:red" hreflang="en" href="/tools/x"></p><li style="background:url(/tools/s)"></li>`,

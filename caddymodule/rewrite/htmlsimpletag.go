@@ -149,7 +149,8 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 
 // plainEndTag returns the index after the end tag at in[i] when it is a
 // plain "</name>" that leaves the lexer's state as it was (half the tags
-// of a page), or 0.
+// of a page), or 0: not </svg>, </math> or </template>, which closeElement
+// counts.
 func plainEndTag(in []byte, i int) int {
 	if i+8 <= len(in) {
 		// The commonest end tags, from one load: a, span, li and div are
@@ -171,8 +172,9 @@ func plainEndTag(in []byte, i int) int {
 		return 0
 	}
 	j = nameEnd(in, j, endsTagName)
-	// (The lengths of svg and math spare most other end tags a call.)
-	if n := j - i - 2; j == len(in) || in[j] != '>' || (n == 3 || n == 4) && isForeignRoot(in[i+2:j]) {
+	// (The lengths of svg, math and template spare most other end tags a
+	// call.)
+	if n := j - i - 2; j == len(in) || in[j] != '>' || (n == 3 || n == 4) && isForeignRoot(in[i+2:j]) || n == 8 && foldEq(in[i+2:j], "template") {
 		return 0
 	}
 	return j + 1
@@ -215,8 +217,8 @@ func (r *HTMLRewriter) writeValue(in []byte, done *int, start, end int, kind att
 
 // changesState reports whether a start tag named name is one that
 // startTag and openElement treat specially: it switches the lexer to raw
-// text or foreign content, or is a <meta>, whose content is a URL only
-// with http-equiv="refresh".
+// text or foreign content, opens a <template>, or is a <meta>, whose
+// content is a URL only with http-equiv="refresh".
 func changesState(name []byte) bool {
 	if stateTagLengths[name[0]]>>len(name)&1 == 0 {
 		return false
@@ -230,7 +232,7 @@ func changesState(name []byte) bool {
 }
 
 // stateTags are the elements openElement and startTag treat specially.
-var stateTags = append([]string{"svg", "math", "meta", "style", "script", "plaintext"}, rawTextElements...)
+var stateTags = append([]string{"svg", "math", "meta", "style", "script", "plaintext", "template"}, rawTextElements...)
 
 // stateTagLengths is urlAttrLengths for the names of stateTags.
 var stateTagLengths = func() (t [256]uint64) {
