@@ -789,12 +789,14 @@ func urlAttrKind(attr, tag []byte, refresh bool) attrKind {
 	return notURL
 }
 
-// isRefresh reports whether the <meta> tag t has http-equiv="refresh".
+// isRefresh reports whether the <meta> tag t has http-equiv="refresh" as
+// browsers read it: the first http-equiv only (they drop repeated
+// attributes), its character references decoded, "refresh" in any ASCII
+// case and nothing around it (an enumerated attribute's keyword).
 func (r *HTMLRewriter) isRefresh(t []byte) bool {
 	for _, a := range r.tag.attrs {
-		if a.valStart >= 0 && foldEq(t[a.nameStart:a.nameEnd], "http-equiv") &&
-			foldEq(bytes.TrimSpace(t[a.valStart:a.valEnd]), "refresh") {
-			return true
+		if foldEq(t[a.nameStart:a.nameEnd], "http-equiv") {
+			return a.valStart >= 0 && foldEq(r.text.decode(t[a.valStart:a.valEnd]).text, "refresh")
 		}
 	}
 	return false

@@ -207,6 +207,12 @@ func TestHTMLRewriteMetaRefresh(t *testing.T) {
 		{"no url key", `<meta http-equiv=refresh content="1, /tools/x">`, `<meta http-equiv=refresh content="1, /dashboard-apps/t/x">`},
 		{"no URL", `<meta http-equiv="refresh" content="30">`, ""},
 		{"not refresh", `<meta name="x" content="0; url=/tools/x">`, ""},
+		// Found by the oracle: browsers go by the first http-equiv, and
+		// match "refresh" exactly but for case.
+		{"first http-equiv only", `<meta http-equiv=x http-equiv=refresh content="0;url=/tools/x"><meta http-equiv=refresh http-equiv=x content="0;url=/tools/y">`,
+			`<meta http-equiv=x http-equiv=refresh content="0;url=/tools/x"><meta http-equiv=refresh http-equiv=x content="0;url=/dashboard-apps/t/y">`},
+		{"white space around refresh", `<meta http-equiv=" refresh" content="0;url=/tools/x"><meta http-equiv="refresh " content="0;url=/tools/y">`, ""},
+		{"character references", `<meta http-equiv="&#82;efresh" content="0;url=/tools/x">`, `<meta http-equiv="&#82;efresh" content="0;url=/dashboard-apps/t/x">`},
 	})
 }
 
