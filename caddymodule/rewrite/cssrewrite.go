@@ -64,7 +64,7 @@ func (r *CSSRewriter) Close() error {
 // is taken for a url( or @import, and it keeps what it needs to carry on
 // where the previous piece of input stopped.
 type cssLexer struct {
-	prev          byte // the byte before the current input, to tell url( from myurl(
+	afterName     bool // the input so far ends where a url( would not be a URL (see nameBefore)
 	importPending bool // after @import: the next string, if nothing else comes first, is a URL
 	skip          byte // what ends a long token being passed through: '*' (of "*/"), a quote or ')'
 }
@@ -142,7 +142,7 @@ func (l *cssLexer) next(src []byte, i int, eof bool) (start, end, next int) {
 
 func (l *cssLexer) hold(src []byte, k int) (start, end, next int) {
 	if k > 0 {
-		l.prev = src[k-1]
+		l.afterName = nameBefore(src[k-1])
 	}
 	return -1, -1, k
 }
@@ -268,12 +268,12 @@ func (l *cssLexer) atImport(src []byte, i int, eof bool) (int, match) {
 }
 
 func (l *cssLexer) url(src []byte, i int, eof bool) (start, end, next int, m match) {
-	before := l.prev
+	after := l.afterName
 	if i > 0 {
-		before = src[i-1]
+		after = nameBefore(src[i-1])
 	}
-	if isIdentByte(before) {
-		return 0, 0, i + 1, matchNo // the tail of a longer name: myurl(
+	if after {
+		return 0, 0, i + 1, matchNo // the tail of a longer name: myurl(, #url(
 	}
 	switch lookPrefix(src[i:], "url(", true) {
 	case matchNo:
@@ -373,6 +373,11 @@ func unquotedURL(src []byte, p int, eof bool) (start, end, next int, m match) {
 	}
 	return p, end, len(src), m
 }
+
+// nameBefore reports whether a "url(" after c is the tail of a longer
+// name rather than a URL: c continues a name (myurl(), or starts one,
+// as "#" does a hash (#url() and "@" an at-keyword (@url().
+func nameBefore(c byte) bool { return isIdentByte(c) || c == '#' || c == '@' }
 
 // isIdentByte reports whether c continues a CSS name (escapes aside).
 func isIdentByte(c byte) bool {
