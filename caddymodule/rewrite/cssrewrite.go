@@ -344,7 +344,8 @@ func cssString(src []byte, i int, eof bool) (end, next int, m match) {
 
 // unquotedURL lexes the argument of url( that starts at src[p] up to its
 // ")". m is matchNo for a bad url (white space inside, quotes, "(",
-// control characters), which browsers drop, and for escapes.
+// control characters but NUL, which CSS reads as U+FFFD), which browsers
+// drop, and for escapes.
 func unquotedURL(src []byte, p int, eof bool) (start, end, next int, m match) {
 	end, m = -1, matchYes
 	for j := p; j < len(src); j++ {
@@ -361,7 +362,7 @@ func unquotedURL(src []byte, p int, eof bool) (start, end, next int, m match) {
 		case c == '\\':
 			m = matchNo
 			j++
-		case end >= 0 || c == '"' || c == '\'' || c == '(' || c < ' ' || c == 0x7f:
+		case end >= 0 || c == '"' || c == '\'' || c == '(' || 0 < c && c < ' ' || c == 0x7f:
 			m = matchNo
 		}
 	}
@@ -379,9 +380,10 @@ func unquotedURL(src []byte, p int, eof bool) (start, end, next int, m match) {
 // as "#" does a hash (#url() and "@" an at-keyword (@url().
 func nameBefore(c byte) bool { return isIdentByte(c) || c == '#' || c == '@' }
 
-// isIdentByte reports whether c continues a CSS name (escapes aside).
+// isIdentByte reports whether c continues a CSS name (escapes aside):
+// NUL does, as CSS reads it as U+FFFD.
 func isIdentByte(c byte) bool {
-	return isASCIIAlpha(c) || '0' <= c && c <= '9' || c == '-' || c == '_' || c >= 0x80
+	return isASCIIAlpha(c) || '0' <= c && c <= '9' || c == '-' || c == '_' || c >= 0x80 || c == 0
 }
 
 // refMapper applies a Mapper to the references of one document, whose

@@ -36,6 +36,8 @@ func TestRewriteCSS(t *testing.T) {
 		{"url( in strings", `a{content:"url(/tools/a.png)" 'url(/tools/b.png)'}`, ""},
 		{"longer names", `a{b:myurl(/tools/a.png) -url(/tools/b.png) x-url(/tools/c)}`, ""},
 		// Found by the oracle: a hash and an at-keyword, no url tokens.
+		// Found by the oracle: CSS reads NUL as U+FFFD, a name's byte.
+		{"NUL", "a{b:url(/tools/\x00a.png) \x00url(/tools/b.png)}", "a{b:url(/dashboard-apps/t/\x00a.png) \x00url(/tools/b.png)}"},
 		{"hash and at-keyword", `a{b:#url(/tools/a.png) @url(/tools/b.png) #fff url(/tools/c.png)}`, `a{b:#url(/tools/a.png) @url(/tools/b.png) #fff url(/dashboard-apps/t/c.png)}`},
 		{"escapes left alone", `a{b:url(/tools/a\).png) url("/tools/\61.png") \"url(/tools/c.png) \75rl(/tools/d.png)}`, ""},
 		{"bad urls", `a{b:url(/tools/a b.png) url(/tools/c"d) url(/tools/e(f)) url(/tools/g.png)}`,

@@ -266,6 +266,7 @@ func TestHTMLRewriteStyle(t *testing.T) {
 		{"style ends at its end tag", `<style>a{content:"</style>"} b{background:url(/tools/x)}</STYLE ><a href=/tools/y>`,
 			`<style>a{content:"</style>"} b{background:url(/tools/x)}</STYLE ><a href=/dashboard-apps/t/y>`},
 		{"markup in style is CSS", `<style><a href="/tools/x"></style>`, ""},
+		{"NUL", "<style>a{b:url(/tools/\x00x)}</style><p style='b:url(/tools/\x00y)'>", "<style>a{b:url(/dashboard-apps/t/\x00x)}</style><p style='b:url(/dashboard-apps/t/\x00y)'>"},
 		{"hash and at-keyword", `<style>a{b:#url(/tools/x)}@url(/tools/y)</style><p style="b:#url(/tools/z)">`, ""},
 		{"unterminated style", `<style>a{background:url(/tools/x)}`, `<style>a{background:url(/dashboard-apps/t/x)}`},
 	})
