@@ -339,7 +339,26 @@ func (r *HTMLRewriter) startTag(t []byte) {
 		r.writeValue(t, &prev, a.valStart, a.valEnd, kind)
 	}
 	r.out.emit(t[prev:])
+	if foldEq(name, "base") {
+		r.baseTag(t)
+	}
 	r.openElement(name)
+}
+
+// baseTag sets the base URL from the <base> tag t, by its href as
+// browsers read it: the first, as they drop repeated attributes, and
+// href="" when it has no value.
+func (r *HTMLRewriter) baseTag(t []byte) {
+	for _, a := range r.tag.attrs {
+		if foldEq(t[a.nameStart:a.nameEnd], "href") {
+			var v []byte
+			if a.valStart >= 0 {
+				v = t[a.valStart:a.valEnd]
+			}
+			r.setBase(v)
+			return
+		}
+	}
 }
 
 // openElement switches to the raw text states that browsers enter after
@@ -709,7 +728,6 @@ type attrKind uint8
 const (
 	notURL attrKind = iota
 	oneURL
-	baseURL      // <base href>: also sets the base of later references
 	urlList      // ping: URLs separated by white space
 	srcsetList   // "url descriptors, url descriptors"
 	inlineStyle  // CSS
@@ -720,7 +738,7 @@ const (
 // tag limits one to an element.
 var urlAttrs = withKeys([...][]urlAttr{
 	3:  {{name: "src", kind: oneURL}},
-	4:  {{name: "href", tag: "base", kind: baseURL}, {name: "href", kind: oneURL}, {name: "data", tag: "object", kind: oneURL}, {name: "cite", kind: oneURL}, {name: "ping", kind: urlList}},
+	4:  {{name: "href", kind: oneURL}, {name: "data", tag: "object", kind: oneURL}, {name: "cite", kind: oneURL}, {name: "ping", kind: urlList}},
 	5:  {{name: "style", kind: inlineStyle}},
 	6:  {{name: "action", kind: oneURL}, {name: "poster", kind: oneURL}, {name: "srcset", kind: srcsetList}},
 	8:  {{name: "manifest", kind: oneURL}, {name: "longdesc", kind: oneURL}},
@@ -804,10 +822,6 @@ func (r *HTMLRewriter) isRefresh(t []byte) bool {
 
 func (r *HTMLRewriter) appendValue(dst []byte, kind attrKind, v []byte) []byte {
 	switch kind {
-	case baseURL:
-		dst = r.ref.appendAttrRef(dst, v)
-		r.setBase(v)
-		return dst
 	case urlList:
 		return r.appendList(dst, v)
 	case srcsetList:
@@ -820,8 +834,9 @@ func (r *HTMLRewriter) appendValue(dst []byte, kind attrKind, v []byte) []byte {
 	return r.ref.appendAttrRef(dst, v)
 }
 
-// setBase makes the first <base href>, resolved against the document's
-// URL, the base of the references that follow, as browsers do. A base on
+// setBase makes v, the href of the first <base> that has one, resolved
+// against the document's URL, the base of the references that follow,
+// as browsers do. A base on
 // another origin leaves only absolute references pointing at the app.
 // A <base> in SVG or MathML is not HTML's, and one in a <template> is in
 // no document: neither sets anything. (Where an HTML element closes an

@@ -250,6 +250,12 @@ func TestHTMLRewriteBase(t *testing.T) {
 			`<svg><base href="https://cdn.example/"/></svg><a href="/dashboard-apps/t/x">`},
 		{"base in a template", `<template><p><template/><base href="https://cdn.example/"></template><a href="/tools/x"></template></TEMPLATE ><a href="/tools/y"><base href="/tools/b/"><a href="../../tools/z">`,
 			`<template><p><template/><base href="https://cdn.example/"></template><a href="/dashboard-apps/t/x"></template></TEMPLATE ><a href="/dashboard-apps/t/y"><base href="/dashboard-apps/t/b/"><a href="/dashboard-apps/t/z">`},
+		// Found by the oracle (fuzzing): the first href is the base's,
+		// and one without a value is href="".
+		{"first href only", `<BAse href href=//cdn.example/><A href=/tools/x><base href=https://cdn.example/><a href=/tools/y>`,
+			`<BAse href href=//cdn.example/><A href=/dashboard-apps/t/x><base href=https://cdn.example/><a href=/dashboard-apps/t/y>`},
+		{"first href, valued", `<base href="/tools/b/" href="https://cdn.example/"><a href="../../tools/z">`,
+			`<base href="/dashboard-apps/t/b/" href="https://cdn.example/"><a href="/dashboard-apps/t/z">`},
 		{"template in svg", `<svg><template></svg><base href="/tools/b/"><a href="../../tools/z">`,
 			`<svg><template></svg><base href="/dashboard-apps/t/b/"><a href="/dashboard-apps/t/z">`},
 	})

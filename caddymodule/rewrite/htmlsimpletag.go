@@ -64,9 +64,6 @@ func (r *HTMLRewriter) simpleTag(in []byte, i int, done *int) int {
 				v = j + len(`class="`)
 			case w&mask6 == hrefQ:
 				v, kind = j+len(`href="`), oneURL
-				if foldEq(name, "base") {
-					kind = baseURL
-				}
 			case w&mask4 == idQ:
 				v = j + len(`id="`)
 			case w&mask7 == styleQ:
@@ -218,7 +215,8 @@ func (r *HTMLRewriter) writeValue(in []byte, done *int, start, end int, kind att
 // changesState reports whether a start tag named name is one that
 // startTag and openElement treat specially: it switches the lexer to raw
 // text or foreign content, opens a <template>, or is a <meta>, whose
-// content is a URL only with http-equiv="refresh".
+// content is a URL only with http-equiv="refresh", or a <base>, whose
+// first href sets the base URL.
 func changesState(name []byte) bool {
 	if stateTagLengths[name[0]]>>len(name)&1 == 0 {
 		return false
@@ -232,7 +230,7 @@ func changesState(name []byte) bool {
 }
 
 // stateTags are the elements openElement and startTag treat specially.
-var stateTags = append([]string{"svg", "math", "meta", "style", "script", "plaintext", "template"}, rawTextElements...)
+var stateTags = append([]string{"svg", "math", "meta", "base", "style", "script", "plaintext", "template"}, rawTextElements...)
 
 // stateTagLengths is urlAttrLengths for the names of stateTags.
 var stateTagLengths = func() (t [256]uint64) {
