@@ -438,6 +438,9 @@ func (rm *refMapper) mapRef(ref []byte) (string, bool) {
 }
 
 func (rm *refMapper) mayMap(ref []byte) bool {
+	if bytes.ContainsAny(ref, "\t\n\r") {
+		ref = []byte(dropTabsNewlines(string(ref))) // as MapRef and browsers read it
+	}
 	ref = ref[skipSpaces(ref, 0):]
 	switch {
 	case len(ref) == 0:

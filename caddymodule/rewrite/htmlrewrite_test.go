@@ -151,6 +151,10 @@ func TestHTMLRewriteAttributes(t *testing.T) {
 		{"names close to URL attributes", "<a hreF=/tools/x hr@f=/tools/y sr\x03=/tools/z HREF_=/tools/w formxxtion=/tools/s xlink:hreF=/tools/v formactioN=/tools/u>",
 			"<a hreF=/dashboard-apps/t/x hr@f=/tools/y sr\x03=/tools/z HREF_=/tools/w formxxtion=/tools/s xlink:hreF=/dashboard-apps/t/v formactioN=/dashboard-apps/t/u>"},
 		{"percent-encoded punctuation", `<a href="/tools/C%2B%2B">`, `<a href="/dashboard-apps/t/C%2B%2B">`},
+		// Found by fuzzing with the oracle: browsers drop the tabs and
+		// newlines of a URL ("/\n/x" is protocol-relative).
+		{"tabs and newlines", "<a href=\"/\n/tools/x\"><a href=\"/to\tols/x\"><a href=\"/tools/x\ny\"><a href=\"ht\ttp://app.internal:8080/tools/z\"><a href=\"/tools/.\n./x\">",
+			"<a href=\"/\n/tools/x\"><a href=\"/dashboard-apps/t/x\"><a href=\"/dashboard-apps/t/x\ny\"><a href=\"/dashboard-apps/t/z\"><a href=\"/tools/.\n./x\">"},
 		{"percent-encoded dot segments", `<a href="/tools/a/%2e%2E/b"><a href="/tools/%2e%2e/x">`, `<a href="/dashboard-apps/t/b"><a href="/tools/%2e%2e/x">`},
 	})
 }

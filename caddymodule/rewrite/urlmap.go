@@ -138,13 +138,33 @@ func (m *Mapper) ProxiedPath(upstreamPath string) (string, bool) {
 // and relative references whose ".." climbs out of the proxied prefix.
 // Leading and trailing white space, the query and the fragment are kept as
 // they were written; references to other origins are never touched.
+// Browsers drop the tabs and newlines inside a URL before they read it
+// ("/\n/host/" is protocol-relative); so does MapRef, which keeps them only
+// where that changes nothing.
 func (m *Mapper) MapRef(ref string, doc *url.URL) (string, bool) {
 	lead, core, trail := trimSpace(ref)
 	mapped, ok := m.mapCore(core, doc)
+	if strings.ContainsAny(core, "\t\n\r") {
+		read, readOK := m.mapCore(dropTabsNewlines(core), doc)
+		if readOK != ok || ok && dropTabsNewlines(mapped) != read {
+			mapped, ok = read, readOK
+		}
+	}
 	if !ok {
 		return "", false
 	}
 	return lead + mapped + trail, true
+}
+
+// dropTabsNewlines removes the tabs and newlines of s, as the URL standard
+// does before it parses.
+func dropTabsNewlines(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func (m *Mapper) mapCore(ref string, doc *url.URL) (string, bool) {
@@ -268,9 +288,10 @@ func (m *Mapper) appendUnderBase(dst, path []byte) ([]byte, bool) {
 }
 
 // plainPath reports whether the path of ref, up to its query or fragment,
-// has no back slash, nothing that may spell a dot segment ("/." or "%2e")
-// and no "&", which in HTML may start a character reference that spells
-// one. It runs for most references of every page, and the
+// has no back slash, nothing that may spell a dot segment ("/." or "%2e"),
+// no tab or newline, which browsers drop (see MapRef), and no "&", which in
+// HTML may start a character reference that spells one. It runs for most
+// references of every page, and the
 // percent-encoded punctuation of many ("/wiki/C%2B%2B") must not send
 // them down the slow path; it stops only at a few bytes (a dot segment is
 // found from its dot, not from every slash).
@@ -279,7 +300,7 @@ func plainPath(ref []byte) bool {
 		switch c := ref[i]; {
 		case c == '?' || c == '#':
 			return true
-		case c == '\\' || c == '&':
+		case c == '\\' || c == '&' || c == '\t' || c == '\n' || c == '\r':
 			return false
 		case c == '.' && i > 0 && ref[i-1] == '/', c == '%' && i+2 < len(ref) && ref[i+1] == '2' && ref[i+2]|0x20 == 'e':
 			return false
@@ -288,7 +309,7 @@ func plainPath(ref []byte) bool {
 	return true
 }
 
-var pathStops = [256]uint8{'?': 1, '#': 1, '\\': 1, '.': 1, '%': 1, '&': 1}
+var pathStops = [256]uint8{'?': 1, '#': 1, '\\': 1, '.': 1, '%': 1, '&': 1, '\t': 1, '\n': 1, '\r': 1}
 
 // indexStop returns the index of the first byte of b at or after i that
 // stops marks, or len(b). It tests eight bytes with one branch: stops are
