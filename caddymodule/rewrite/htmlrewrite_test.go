@@ -603,9 +603,10 @@ func checkRewriteProperties(t *testing.T, in []byte, seed uint64, rewrite func([
 }
 
 // mayNormalize reports whether in may hold a root-relative reference that
-// MapRef normalizes (dot segments, back slashes) rather than prefixes.
+// MapRef normalizes (dot segments, back slashes, spelt with tabs and
+// newlines between their bytes too) rather than prefixes.
 func mayNormalize(in []byte) bool {
-	s := html.UnescapeString(string(in))
+	s := dropTabsNewlines(html.UnescapeString(string(in)))
 	return strings.Contains(s, "\\") || strings.Contains(s, "/.") || strings.Contains(s, "%2")
 }
 
