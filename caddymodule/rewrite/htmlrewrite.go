@@ -847,7 +847,10 @@ func (r *HTMLRewriter) setBase(v []byte) {
 		return
 	}
 	r.baseSet = true
-	u, err := url.Parse(string(bytes.TrimSpace(r.text.decode(v).text)))
+	// Read as browsers read it: without the C0 controls and spaces around
+	// it and the tabs and newlines inside.
+	href := strings.TrimFunc(dropTabsNewlines(string(r.text.decode(v).text)), func(c rune) bool { return c <= ' ' })
+	u, err := url.Parse(href)
 	switch {
 	case err != nil:
 		return

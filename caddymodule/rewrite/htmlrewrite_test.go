@@ -260,6 +260,9 @@ func TestHTMLRewriteBase(t *testing.T) {
 			`<BAse href href=//cdn.example/><A href=/dashboard-apps/t/x><base href=https://cdn.example/><a href=/dashboard-apps/t/y>`},
 		{"first href, valued", `<base href="/tools/b/" href="https://cdn.example/"><a href="../../tools/z">`,
 			`<base href="/dashboard-apps/t/b/" href="https://cdn.example/"><a href="/dashboard-apps/t/z">`},
+		// Found by fuzzing with the oracle: "/\n0" is "/0".
+		{"tabs and newlines", "<base href=\"/tools/\n\tsub/\"><a href=\"../../tools/y\">",
+			"<base href=\"/dashboard-apps/t/\n\tsub/\"><a href=\"/dashboard-apps/t/y\">"},
 		{"template in svg", `<svg><template></svg><base href="/tools/b/"><a href="../../tools/z">`,
 			`<svg><template></svg><base href="/dashboard-apps/t/b/"><a href="/dashboard-apps/t/z">`},
 	})
