@@ -1077,9 +1077,49 @@ func (rm *refMapper) appendDecodedRef(dst, raw []byte) []byte {
 	lead := min(commonPrefix(mapped, d.text), len(d.text)-keep, len(mapped)-keep)
 	rawLead, textLead := d.before(lead)
 	rawTail, textTail := d.after(len(d.text) - keep)
+	added := func() string { return mapped[textLead : len(mapped)-(len(d.text)-textTail)] }
+	// A reference kept without its ";" ("&#x2F") reads on into what
+	// follows it now if that can continue it ("&#x2Fd" is U+2FD): the new
+	// text then starts before it.
+	for textLead > 0 && refReadsOn(raw[:rawLead], added(), raw[rawTail:]) {
+		rawLead, textLead = d.before(textLead - 1)
+	}
 	dst = append(dst, raw[:rawLead]...)
-	dst = appendEscaped(dst, mapped[textLead:len(mapped)-(len(d.text)-textTail)])
+	dst = appendEscaped(dst, added())
 	return append(dst, raw[rawTail:]...)
+}
+
+// refReadsOn reports whether raw ends in a character reference without
+// its ";" (or the start of one: "&", "&#") that the first byte of added,
+// or else of rest, would continue, or end, differently than before.
+func refReadsOn(raw []byte, added string, rest []byte) bool {
+	var c byte
+	switch {
+	case added != "":
+		c = added[0]
+	case len(rest) > 0:
+		c = rest[0]
+	default:
+		return false
+	}
+	i := len(raw)
+	for i > 0 && (isASCIIAlpha(raw[i-1]) || isDigit(raw[i-1]) || raw[i-1] == '#') {
+		i--
+	}
+	if i == 0 || raw[i-1] != '&' {
+		return false
+	}
+	switch ref := raw[i:]; {
+	case len(ref) == 0:
+		return isASCIIAlpha(c) || isDigit(c) || c == '#'
+	case ref[0] != '#':
+		return true // a name: whether browsers decode it depends on what follows
+	case len(ref) == 1:
+		return isDigit(c) || c|0x20 == 'x'
+	case ref[1]|0x20 == 'x':
+		return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' || len(ref) > 2 && c == ';'
+	}
+	return isDigit(c) || c == ';'
 }
 
 func commonSuffix(a string, b []byte) int {
