@@ -1201,9 +1201,10 @@ func (d *charRefs) decode(raw []byte) decoded {
 }
 
 // charRef returns the length of the character reference b starts with
-// ("&amp;", "&#47;", "&#x2F") and what it stands for, or 0. Named
-// references need their ";": in attributes browsers read the legacy ones
-// without it in ways not worth following to find where a URL starts.
+// ("&amp;", "&#47;", "&#x2F", "&quot") and what it stands for, or 0, as
+// browsers read references in attributes: a name needs its ";" but for
+// the legacy ones (amp, quot, lt...), which go without it where no
+// letter, digit or "=" follows.
 func charRef(b []byte) (int, []byte) {
 	if len(b) < 2 || b[0] != '&' {
 		return 0, nil
@@ -1218,6 +1219,11 @@ func charRef(b []byte) (int, []byte) {
 	s := string(b[:n])
 	u := html.UnescapeString(s)
 	if u == s {
+		return 0, nil
+	}
+	if t := strings.TrimSuffix(u, ";"); b[1] != '#' && t != "" && (isASCIIAlpha(t[len(t)-1]) || isDigit(t[len(t)-1])) {
+		// UnescapeString read a legacy name that letters or digits
+		// follow ("&quotx", "&ampx;"), which attributes keep as it is.
 		return 0, nil
 	}
 	return n, []byte(u)
@@ -1248,10 +1254,13 @@ func charRefLen(b []byte) int {
 	for i < len(b) && (isASCIIAlpha(b[i]) || isDigit(b[i])) {
 		i++
 	}
-	if i == 1 || i == len(b) || b[i] != ';' {
+	switch {
+	case i == 1, i < len(b) && b[i] == '=':
 		return 0
+	case i < len(b) && b[i] == ';':
+		return i + 1
 	}
-	return i + 1
+	return i // a legacy name, perhaps
 }
 
 // boundary reports whether decoded offset k starts what a whole character

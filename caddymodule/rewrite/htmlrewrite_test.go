@@ -188,6 +188,10 @@ func TestHTMLRewriteCharacterReferences(t *testing.T) {
 		{"encoded white space kept", `<a href="&#32;/tools/x">`, `<a href="&#32;/dashboard-apps/t/x">`},
 		{"encoded relative", `<a href="&#47;x">`, ""},
 		{"unknown reference", `<a href="&bogus;/tools/x">`, ""},
+		// Found by fuzzing with the oracle: legacy names need no ";".
+		{"legacy name without ;", `<a style=url(&quot/tools/x&quot)><a style="b:url(&quotx/tools/y&quot)"><a style="b:url(&quot=/tools/z&quot)">`,
+			`<a style=url(&quot/dashboard-apps/t/x&quot)><a style="b:url(&quotx/tools/y&quot)"><a style="b:url(&quot=/tools/z&quot)">`},
+		{"legacy name before letters", `<a href="/tools/x?a=&ampx;&copy;&COPY/&amp">`, `<a href="/dashboard-apps/t/x?a=&ampx;&copy;&COPY/&amp">`},
 		// Found by fuzzing with the oracle: "&#X2F" then "d" is U+2FD.
 		{"reference without ;", `<a href=&#X2Ftools><a href="&#47tools/x"><a href="&#x2F;tools/x"><a href="&#x2ftools/x"><a href="&#x2F&#x74ools/x">`,
 			`<a href=/dashboard-apps/t/><a href="&#47dashboard-apps/t/x"><a href="&#x2F;dashboard-apps/t/x"><a href="/dashboard-apps/t/x"><a href="/dashboard-apps/t/x">`},
