@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -847,10 +848,7 @@ func (r *HTMLRewriter) setBase(v []byte) {
 		return
 	}
 	r.baseSet = true
-	// Read as browsers read it: without the C0 controls and spaces around
-	// it and the tabs and newlines inside.
-	href := strings.TrimFunc(dropTabsNewlines(string(r.text.decode(v).text)), func(c rune) bool { return c <= ' ' })
-	u, err := url.Parse(href)
+	u, err := url.Parse(browserHref(string(r.text.decode(v).text)))
 	switch {
 	case err != nil:
 		return
@@ -861,6 +859,24 @@ func (r *HTMLRewriter) setBase(v []byte) {
 	}
 	r.ref.doc = u
 	r.ref.absOnly = !onAppOrigin(r.ref.m, u)
+}
+
+// browserHref is the decoded attribute value v as browsers parse it as a
+// URL: NUL is U+FFFD (the HTML tokenizer's doing); then the C0 controls
+// and spaces around it and the tabs and newlines inside it are dropped,
+// and other controls percent-encoded, where net/url would refuse them.
+func browserHref(v string) string {
+	v = strings.ReplaceAll(v, "\x00", "\ufffd")
+	v = strings.TrimFunc(dropTabsNewlines(v), func(c rune) bool { return c <= ' ' })
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' || c == 0x7f {
+			b.WriteString("%" + strconv.FormatUint(uint64(c)|0x100, 16)[1:])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func onAppOrigin(m *Mapper, u *url.URL) bool {

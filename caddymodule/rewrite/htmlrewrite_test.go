@@ -270,6 +270,8 @@ func TestHTMLRewriteBase(t *testing.T) {
 		// Found by fuzzing with the oracle: "/\n0" is "/0".
 		{"tabs and newlines", "<base href=\"/tools/\n\tsub/\"><a href=\"../../tools/y\">",
 			"<base href=\"/dashboard-apps/t/\n\tsub/\"><a href=\"/dashboard-apps/t/y\">"},
+		{"controls", "<base href=\"/tools/\x00/\"><a href=\"../../tools/y\"><BASE href=/x><base href=\"/tools/\x01/\">",
+			"<base href=\"/dashboard-apps/t/\x00/\"><a href=\"/dashboard-apps/t/y\"><BASE href=/x><base href=\"/dashboard-apps/t/\x01/\">"},
 		{"template in svg", `<svg><template></svg><base href="/tools/b/"><a href="../../tools/z">`,
 			`<svg><template></svg><base href="/dashboard-apps/t/b/"><a href="/dashboard-apps/t/z">`},
 	})
