@@ -301,10 +301,19 @@ func (o *oracle) attr(el *html.Node, a html.Attribute, refresh bool) string {
 // left alone when the browser, resolving it against the document's base,
 // goes to another origin; else what the Mapper maps it to, or itself.
 func (o *oracle) mapURL(ref string) string {
+	mapped, ok := o.m.MapRef(ref, o.base)
 	if u, err := browserURL(ref); err == nil && !o.onApp(o.base.ResolveReference(u)) {
+		// One exception, the Mapper's on purpose (see MapRef, and
+		// caddymodule's TestAttackOpenRedirectsThroughTheMapping): a
+		// reference on another origin only through its tabs or newlines
+		// ("/\t/host/") is mapped as the root-relative path it is spelt
+		// as, under the app's prefix.
+		if ok && strings.ContainsAny(ref, "\t\n\r") && strings.HasPrefix(dropTabsNewlines(strings.TrimSpace(mapped)), o.m.Proxied()) {
+			return mapped
+		}
 		return ref
 	}
-	if mapped, ok := o.m.MapRef(ref, o.base); ok {
+	if ok {
 		return mapped
 	}
 	return ref

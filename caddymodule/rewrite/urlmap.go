@@ -139,15 +139,21 @@ func (m *Mapper) ProxiedPath(upstreamPath string) (string, bool) {
 // Leading and trailing white space, the query and the fragment are kept as
 // they were written; references to other origins are never touched.
 // Browsers drop the tabs and newlines inside a URL before they read it
-// ("/\n/host/" is protocol-relative); so does MapRef, which keeps them only
-// where that changes nothing.
+// ("/to\tols/" is "/tools/"): MapRef maps a reference as they read it,
+// and keeps the tabs and newlines where that changes nothing. One that
+// they read as another origin only through them ("/\t/host/") is still
+// mapped as the root-relative path it is spelt as, which keeps it under
+// the app's prefix, unless that path would climb out of the prefix.
 func (m *Mapper) MapRef(ref string, doc *url.URL) (string, bool) {
 	lead, core, trail := trimSpace(ref)
 	mapped, ok := m.mapCore(core, doc)
 	if strings.ContainsAny(core, "\t\n\r") {
 		read, readOK := m.mapCore(dropTabsNewlines(core), doc)
-		if readOK != ok || ok && dropTabsNewlines(mapped) != read {
-			mapped, ok = read, readOK
+		switch {
+		case readOK && !(ok && dropTabsNewlines(mapped) == read):
+			mapped, ok = read, true
+		case !readOK && ok && hasDotSegment(dropTabsNewlines(mapped)):
+			ok = false // "/tools/.\n./x": "/tools/../x" to browsers
 		}
 	}
 	if !ok {
