@@ -438,20 +438,22 @@ func (rm *refMapper) mapRef(ref []byte) (string, bool) {
 }
 
 func (rm *refMapper) mayMap(ref []byte) bool {
-	if bytes.ContainsAny(ref, "\t\n\r") {
-		ref = []byte(dropTabsNewlines(string(ref))) // as MapRef and browsers read it
-	}
 	ref = ref[skipSpaces(ref, 0):]
 	switch {
 	case len(ref) == 0:
 		return false
-	case isSlash(ref[0]):
-		return !rm.absOnly || len(ref) > 1 && isSlash(ref[1])
+	case isSlash(ref[0]) && (!rm.absOnly || len(ref) > 1 && isSlash(ref[1])):
+		return true
 	case len(ref) > len(rm.m.scheme) && ref[len(rm.m.scheme)] == ':' && foldEq(ref[:len(rm.m.scheme)], rm.m.scheme):
 		return true
+	case !rm.absOnly && (bytes.Contains(ref, dotDot) || bytes.Contains(ref, pct2)):
+		return true // "%2" may spell a dot of a ".." segment ("%2e")
+	case hasTabsNewlines(ref):
+		// Browsers, and MapRef, read the reference without them; they
+		// are rare enough for a copy.
+		return rm.mayMap([]byte(dropTabsNewlines(string(ref))))
 	}
-	// "%2" may spell a dot of a ".." segment ("%2e").
-	return !rm.absOnly && (bytes.Contains(ref, dotDot) || bytes.Contains(ref, pct2))
+	return false
 }
 
 var (
