@@ -147,7 +147,7 @@ func (a *AppConfig) validate(id string) error {
 		return fmt.Errorf("app %q: id must match %s (lower-case letters, digits and '-', at most 63 characters)", id, appIDPattern)
 	}
 	fail := func(field string, value any, why string) error {
-		return fmt.Errorf("app %q: %s %#v: %s", id, field, value, why)
+		return &fieldError{msg: fmt.Sprintf("app %q: %s %#v: %s", id, field, value, why), Field: field, Why: why}
 	}
 	if n := utf8.RuneCountInString(a.Name); n < 1 || n > 64 || strings.TrimSpace(a.Name) == "" {
 		return fail("name", a.Name, "must be 1 to 64 characters and not blank")
@@ -207,6 +207,16 @@ func (a *AppConfig) validate(id string) error {
 	a.id = id
 	return nil
 }
+
+// fieldError is a validation error of one field of an app: its message
+// names the app, the field and the value; Field and Why let the settings
+// page put the reason next to the field.
+type fieldError struct {
+	msg        string
+	Field, Why string
+}
+
+func (e *fieldError) Error() string { return e.msg }
 
 func parseAppURL(raw string) (*url.URL, error) {
 	if raw == "" {
