@@ -369,6 +369,10 @@ func explainDecodeError(raw []byte, err error) error {
 			if why := explainFields(val, reflect.TypeFor[ContextConfig]()); why != "" {
 				return fmt.Errorf("dashboard_apps: context: %s", why)
 			}
+		case "account_apps":
+			if why := explainFields(val, reflect.TypeFor[AccountAppsConfig]()); why != "" {
+				return fmt.Errorf("dashboard_apps: account_apps: %s", why)
+			}
 		default:
 			if why := explainFields(raw, reflect.TypeFor[App]()); why != "" {
 				return fmt.Errorf("dashboard_apps: %s", why)

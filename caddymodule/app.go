@@ -38,6 +38,10 @@ type App struct {
 	// every instance. Without it, eviction is per instance.
 	RedisURL string `json:"redis_url,omitempty"`
 
+	// What the apps that helpdesk administrators add from the settings
+	// page (account apps, kept in Caddy's storage) may reach.
+	AccountApps *AccountAppsConfig `json:"account_apps,omitempty"`
+
 	ordered  []*AppConfig
 	logger   *zap.Logger
 	identity *identityKey
@@ -50,6 +54,8 @@ type App struct {
 	// for the TLS permission module; added by the handlers as they are
 	// provisioned.
 	appDomains *domainSet
+	// The account apps, from Caddy's storage (accountapps.go).
+	accounts *accountStore
 }
 
 // ContextConfig configures how appContext payloads are cached.
@@ -104,6 +110,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			}
 		}
 	}
+	if err := a.provisionAccountApps(ctx); err != nil {
+		return fmt.Errorf("dashboard_apps: %v", err)
+	}
 	return nil
 }
 
@@ -114,6 +123,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 func (a *App) Validate() error {
 	var err error
 	if a.ordered, err = validateApps(a.Apps); err != nil {
+		return fmt.Errorf("dashboard_apps: %v", err)
+	}
+	if _, err := newNetPolicy(a.AccountApps); err != nil {
 		return fmt.Errorf("dashboard_apps: %v", err)
 	}
 	if c := a.Context; c != nil {
@@ -173,7 +185,8 @@ func (a *App) addAppDomain(domain string) {
 	}
 }
 
-// servesHost reports whether host is the origin host of a registered app,
+// servesHost reports whether host is the origin host of a registered app
+// (of the config, or an account app),
 // <id>.<app_domain> for the app_domain of a site in origin mode.
 func (a *App) servesHost(host string) bool {
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
@@ -181,7 +194,7 @@ func (a *App) servesHost(host string) bool {
 	if !ok {
 		return false
 	}
-	if _, ok := a.Apps[id]; !ok {
+	if _, ok := a.Apps[id]; !ok && (a.accounts == nil || !a.accounts.has(id)) {
 		return false
 	}
 	a.appDomains.mu.RLock()

@@ -42,6 +42,9 @@ func init() {
 //		context_ttl <duration>
 //		cache_size <size>
 //		redis_url <url>
+//		account_apps {
+//			allow_networks <cidrs...>
+//		}
 //	}
 //
 // The option may appear once.
@@ -103,6 +106,25 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "redis_url":
 			if !d.AllArgs(&a.RedisURL) {
 				return d.ArgErr()
+			}
+		case "account_apps":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if a.AccountApps == nil {
+				a.AccountApps = new(AccountAppsConfig)
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				switch d.Val() {
+				case "allow_networks":
+					nets := d.RemainingArgs()
+					if len(nets) == 0 {
+						return d.ArgErr()
+					}
+					a.AccountApps.AllowNetworks = append(a.AccountApps.AllowNetworks, nets...)
+				default:
+					return d.Errf("unrecognized account_apps option %q", d.Val())
+				}
 			}
 		default:
 			return d.Errf("unrecognized dashboard_apps option %q", d.Val())

@@ -92,6 +92,7 @@ type Handler struct {
 	registry          *App
 	apps              map[string]*appProxy // by id
 	ordered           []*appProxy          // in tab order
+	accounts          *accountProxies      // the account apps' (accountview.go); nil without helpdesk_api
 	state             *sharedState
 	ttl               time.Duration
 	helpdesk          *helpdeskClient
@@ -194,6 +195,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.ordered = append(h.ordered, p)
 		h.contextMessages = h.contextMessages || app.ContextMessages
 	}
+	if h.helpdesk != nil && h.registry.accounts != nil {
+		// Account apps are scoped to an account, which only the helpdesk
+		// can tell: a site without helpdesk_api serves none.
+		h.accounts = &accountProxies{store: h.registry.accounts, ctx: ctx}
+		h.accountView()
+	}
 	h.assets = loadAssets()
 	cfg, _ := json.Marshal(map[string]string{ // json.Marshal escapes <, > and &: safe inside <script>
 		"route":    h.ConversationRoute,
@@ -255,6 +262,9 @@ func (h *Handler) Validate() error {
 // the old transports' idle pools and stay there until they time out: a
 // gateway reloaded every few seconds would pile them up.
 func (h *Handler) Cleanup() error {
+	if h.accounts != nil {
+		h.accounts.closeAll() // as Caddy cleans up the config apps' proxies now
+	}
 	go func() {
 		for deadline := time.Now().Add(drainTimeout); h.inflight.Load() > 0 && time.Now().Before(deadline); {
 			time.Sleep(50 * time.Millisecond)
@@ -433,15 +443,30 @@ func (h *Handler) serveApp(w http.ResponseWriter, r *http.Request, rest string) 
 }
 
 // lookupApp returns the proxy of app id: the one place that says which
-// apps there are, for the proxy, the endpoints and origin mode.
+// apps there are, for the proxy, the endpoints and origin mode. The
+// config's apps come first; then the account apps (accountview.go). An id
+// known to neither makes the account apps be read from storage again (at
+// most once a second): another instance may have just added it.
 func (h *Handler) lookupApp(id string) (*appProxy, bool) {
-	p, ok := h.apps[id]
-	return p, ok
+	if p, ok := h.apps[id]; ok || h.accounts == nil {
+		return p, ok
+	}
+	if p, ok := h.accountView().apps[id]; ok {
+		return p, true
+	}
+	if appIDPattern.MatchString(id) && h.accounts.store.refreshForMiss() {
+		p, ok := h.accountView().apps[id]
+		return p, ok
+	}
+	return nil, false
 }
 
-// tabOrder returns every app, in tab order.
+// tabOrder returns every app, config and account apps, in tab order.
 func (h *Handler) tabOrder() []*appProxy {
-	return h.ordered
+	if h.accounts == nil {
+		return h.ordered
+	}
+	return h.accountView().ordered
 }
 
 // Interface guards.
