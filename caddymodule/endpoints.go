@@ -30,6 +30,11 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request, name string) 
 		return h.serveSession(w, r)
 	case "message-format":
 		return h.serveFormatReport(w, r)
+	case "settings":
+		return h.serveSettings(w, r)
+	}
+	if rest, ok := strings.CutPrefix(name, "accounts/"); ok {
+		return h.serveAccountAPI(w, r, rest)
 	}
 	return writeJSONError(w, http.StatusNotFound, "no such endpoint")
 }
@@ -117,6 +122,12 @@ func (h *Handler) serveApps(w http.ResponseWriter, r *http.Request) error {
 	who, err := h.identify(r)
 	if err != nil {
 		return h.helpdeskFailed(w, err, "listing the agent's apps")
+	}
+	if role, _ := who.roleIn(account); role == RoleAdministrator && h.accounts != nil {
+		// The account's settings page, for the host script's link: only
+		// to its administrators (the answer itself stays the contract's
+		// array).
+		w.Header().Set(settingsHeader, settingsPath(account))
 	}
 	ordered := h.tabOrder()
 	list := make([]appEntry, 0, len(ordered))

@@ -119,6 +119,7 @@ type profile struct {
 type profileAccount struct {
 	ID   int64  `json:"id"`
 	Role string `json:"role,omitempty"`
+	Name string `json:"name,omitempty"` // for the settings page's title
 }
 
 func (c *helpdeskClient) profile(ctx context.Context, cred credentials) (*profile, error) {
