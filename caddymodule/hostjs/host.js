@@ -27,7 +27,8 @@
   let ctx = { key: '', msg: null }; // msg: appContext of conversation `key`, once fetched
   let inbox = null;   // the open conversation's inbox_id (string)
   let posts = 0;
-  let root, body, strip, tablist, errEl, panels, toggle, handle;
+  let root, body, strip, tablist, errEl, panels, toggle, handle, manage, emptyEl;
+  let settingsHref = null; // the account's settings page: its administrators only (the gateway says)
   let mode = 'panel';
   let collapsed = store('collapsed') === '1';
   let width = +store('width') || 380;
@@ -279,15 +280,26 @@
     postTo(e);
   }));
 
-  const loadApps = (account) => {
+  // The account's apps, asked again on every conversation opened, so that
+  // apps added or removed meanwhile show (their tabs kept otherwise). The
+  // answer's header names the account's settings page for administrators.
+  let appsSeq = 0;
+  const loadApps = (account, fresh) => {
+    if (fresh) appsCache.delete(account);
     let p = appsCache.get(account);
     if (!p) {
-      p = getJSON('apps?account=' + encodeURIComponent(account));
+      p = fetch(ep + 'apps?account=' + encodeURIComponent(account), {
+        credentials: 'include', cache: 'no-store', headers: { Accept: 'application/json' },
+      }).then((r) => (r.ok ? r.json().then((apps) => ({ apps, settings: r.headers.get('X-Dashboard-Apps-Settings') }))
+        : Promise.reject(r.status)));
       appsCache.set(account, p);
       p.catch(() => appsCache.delete(account)); // failures are retried
     }
-    Promise.all([p, cssReady]).then(safe(([apps]) => {
-      if (!cur || cur.account !== account) return;
+    const seq = ++appsSeq;
+    Promise.all([p, cssReady]).then(safe(([{ apps, settings }]) => {
+      if (!cur || cur.account !== account || seq !== appsSeq) return;
+      // Only ever a page of the gateway's own, never a javascript: link.
+      settingsHref = typeof settings === 'string' && settings.startsWith(ep + 'settings?') ? settings : null;
       list = (Array.isArray(apps) ? apps : []).filter((a) => {
         if (!a || a.id == null || !a.url) return false;
         try {
@@ -306,8 +318,10 @@
       render();
       postAll();
     }), safe((err) => {
-      if (!cur || cur.account !== account) return;
+      if (!cur || cur.account !== account || seq !== appsSeq) return;
+      if (listAccount === account && fresh) return; // keep the tabs shown; asked again at the next conversation
       list = [];
+      settingsHref = null;
       listAccount = account;
       listErr = errText('Dashboard apps could not be loaded', err);
       render();
@@ -372,8 +386,14 @@
     errEl = el('p', 'da-error', { role: 'status' });
     errEl.hidden = true;
     panels = el('div', 'da-panels');
-    strip.appendChild(tablist);
-    body.append(strip, errEl, panels);
+    // The account's settings page, for its administrators only.
+    manage = el('a', 'da-btn da-manage', { id: 'da-manage', title: 'Manage dashboard apps', 'aria-label': 'Manage dashboard apps' });
+    manage.appendChild(icon('M1.5 4h8M12.5 4h2M1.5 8h2M6.5 8h8M1.5 12h6M10.5 12h4M9.5 4a1.5 1.5 0 1 0 3 0a1.5 1.5 0 1 0-3 0M3.5 8a1.5 1.5 0 1 0 3 0a1.5 1.5 0 1 0-3 0M7.5 12a1.5 1.5 0 1 0 3 0a1.5 1.5 0 1 0-3 0'));
+    manage.hidden = true;
+    emptyEl = el('p', 'da-empty');
+    emptyEl.hidden = true;
+    strip.append(tablist, manage);
+    body.append(strip, errEl, emptyEl, panels);
     root.append(handle, toggle, body);
 
     toggle.addEventListener('click', safe(() => {
@@ -545,7 +565,7 @@
     toggle.setAttribute('aria-label', collapsed ? 'Show dashboard apps' : 'Hide dashboard apps');
     handle.setAttribute('aria-valuenow', String(w));
     // The panel keeps an empty strip for its toggle; the sidebar doesn't.
-    strip.hidden = mode === 'sidebar' && !visible().length;
+    strip.hidden = mode === 'sidebar' && !visible().length && manage.hidden;
     handle.setAttribute('aria-valuemax', String(Math.round(innerWidth * 0.7)));
     const bs = document.body.style;
     if (bodyMargin === null) bodyMargin = bs.marginRight;
@@ -587,7 +607,18 @@
     const err = listErr || ctxErr;
     errEl.textContent = err;
     errEl.hidden = !err;
-    root.hidden = !cur || !(tabs.length || err);
+    const href = cur && listAccount === cur.account && settingsHref;
+    manage.hidden = !href;
+    if (href) manage.href = href + '&return=' + encodeURIComponent(location.pathname + location.search);
+    // An administrator of an account without apps gets the way to add one.
+    emptyEl.hidden = !href || tabs.length > 0;
+    if (!emptyEl.firstChild) {
+      const add = el('a', 'da-link');
+      add.textContent = 'Add one';
+      emptyEl.append('No dashboard apps in this account yet. ', add);
+    }
+    if (href) emptyEl.lastChild.href = manage.href;
+    root.hidden = !cur || !(tabs.length || err || href);
     if (!root.hidden) place();
     layout();
   };
@@ -596,7 +627,7 @@
     const prev = cur;
     cur = match(location.pathname);
     if (cur) {
-      if (!prev || prev.account !== cur.account) loadApps(cur.account);
+      if (!prev || keyOf(prev) !== keyOf(cur)) loadApps(cur.account, true);
       if (!prev || keyOf(prev) !== keyOf(cur)) loadContext(cur);
     }
     render();
