@@ -196,12 +196,14 @@ func stopUpstreams() {
 const gatewayBase = "http://localhost:9080"
 
 // Test agents of the test helpdesk: agent 7 is an agent in account 1 and
-// an administrator in account 2; agent 9 is an agent in account 3 only.
+// an administrator in account 2; agent 8 is an agent in account 2 only;
+// agent 9 is an agent in account 3 only.
 const strictNonce = "r4nd0mN0nce"
 
 const (
 	agentCookie      = "hd_session=agent-7"
 	otherAgentCookie = "hd_session=agent-9"
+	account2Cookie   = "hd_session=bo-account-2"
 )
 
 // testHelpdesk stands in for the helpdesk behind the gateway.
@@ -214,6 +216,8 @@ func testHelpdesk() http.Handler {
 		case c != nil && c.Value == "agent-7", r.Header.Get("Api_access_token") == "token-7":
 			io.WriteString(w, `{"id":7,"name":"Support Agent","email":"agent@example.com","account_id":1,"role":"agent","access_token":"SECRET",`+
 				`"accounts":[{"id":1,"role":"agent"},{"id":2,"role":"administrator"}]}`)
+		case c != nil && c.Value == "bo-account-2":
+			io.WriteString(w, `{"id":8,"name":"Bo Agent","email":"bo@example.com","account_id":2,"role":"agent","accounts":[{"id":2,"role":"agent"}]}`)
 		case c != nil && c.Value == "agent-9":
 			io.WriteString(w, `{"id":9,"name":"Ann Other","email":"ann@example.com","account_id":3,"role":"agent","accounts":[{"id":3,"role":"agent"}]}`)
 		default:
@@ -226,7 +230,8 @@ func testHelpdesk() http.Handler {
 		io.WriteString(w, "signed in")
 	})
 	mux.HandleFunc("/api/v1/accounts/{account}/conversations/{id}", func(w http.ResponseWriter, r *http.Request) {
-		if c, _ := r.Cookie("hd_session"); c == nil || c.Value != "agent-7" {
+		c, _ := r.Cookie("hd_session")
+		if c == nil || (c.Value != "agent-7" && c.Value != "bo-account-2") {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
@@ -238,12 +243,15 @@ func testHelpdesk() http.Handler {
 			"124": `{"id":457,"name":"John Roe","email":"john@example.com","phone_number":null}`,
 		}
 		sender, ok := contacts[r.PathValue("id")]
-		if r.PathValue("account") != "1" || !ok {
+		// Agent 7's conversations are in account 1; in account 2 (agent 7's
+		// and agent 8's) there are the same ones, for the account apps.
+		account := r.PathValue("account")
+		if !ok || !(account == "1" && c.Value == "agent-7" || account == "2") {
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":%s,"account_id":1,"inbox_id":1,"status":"open","messages":[{"content":"secret"}],"meta":{"sender":%s}}`, r.PathValue("id"), sender)
+		fmt.Fprintf(w, `{"id":%s,"account_id":%s,"inbox_id":1,"status":"open","messages":[{"content":"secret"}],"meta":{"sender":%s}}`, r.PathValue("id"), account, sender)
 	})
 	mux.HandleFunc("/app/accounts/{account}/conversations/{id}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -326,6 +334,11 @@ func gatewayConfig() string {
 		`+hostileAppsConfig()+`
 		`+chatwootAppsConfig()+`
 		`+shimAppsConfig()+`
+		# The test apps added by administrators (accountapps_test.go) are
+		# on loopback, like everything here.
+		account_apps {
+			allow_networks 127.0.0.1/32
+		}
 	}
 }
 http://localhost:9080 {
