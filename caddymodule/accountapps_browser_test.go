@@ -1,0 +1,160 @@
+package caddymodule
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// signInAs signs the browser in as a test agent (the test helpdesk's
+// hd_session value), then opens page.
+func signInAs(t *testing.T, ctx context.Context, session, page string) {
+	t.Helper()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(gatewayBase+"/app/login?as="+session),
+		chromedp.Navigate(gatewayBase+page),
+	); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBrowserAccountApps is the seed's flow for a helpdesk administrator:
+// from the tab bar's link to the settings page, Add new → name, URL →
+// Create, with the inline error of a bad URL first; an agent of the
+// account, whose conversation page was open all along, sees the new tab on
+// the next conversation opened, without a page load and without a reload
+// of the gateway; an agent without the role sees no link and is refused
+// by the API.
+func TestBrowserAccountApps(t *testing.T) {
+	newAccountGateway(t)
+
+	// An agent (not an administrator) of account 2 has a conversation open.
+	agent := newBrowser(t)
+	signInAs(t, agent, "bo-account-2", "/app/accounts/2/conversations/123")
+	if err := waitFor(agent, `document.querySelectorAll('#dashboard-apps [role=tab]').length > 0`, 15*time.Second); err != nil {
+		t.Fatalf("the agent's tabs: %v", err)
+	}
+	if eval[bool](t, agent, `!!document.getElementById('da-tab-knowledge-base')`) {
+		t.Fatalf("the app exists before it was added")
+	}
+	if eval[bool](t, agent, `!document.getElementById('da-manage').hidden`) {
+		t.Errorf("an agent who is not an administrator sees the settings link")
+	}
+	eval[any](t, agent, `(window.__notReloaded = true, 1)`)
+
+	// The administrator follows the tab bar's link.
+	admin := newBrowser(t)
+	openSignedIn(t, admin, "/app/accounts/2/conversations/123")
+	if err := waitFor(admin, `(() => { const m = document.getElementById('da-manage'); return !!m && !m.hidden && m.getClientRects().length > 0; })()`, 15*time.Second); err != nil {
+		t.Fatalf("no settings link for the administrator: %v", err)
+	}
+	if label := eval[string](t, admin, `document.getElementById('da-manage').getAttribute('aria-label')`); label != "Manage dashboard apps" {
+		t.Errorf("link label %q", label)
+	}
+	screenshot(t, admin, "account-apps-link")
+	if err := chromedp.Do(admin, chromedp.Click("#da-manage")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(admin, `location.pathname === '/_dashboard_apps/settings' && !!document.getElementById('loading') && document.getElementById('loading').hidden`, 15*time.Second); err != nil {
+		t.Fatalf("the settings page did not load its list: %v", err)
+	}
+	if got := eval[string](t, admin, `location.search`); got != "?account=2&return=%2Fapp%2Faccounts%2F2%2Fconversations%2F123" {
+		t.Errorf("settings link %q", got)
+	}
+	if n := eval[float64](t, admin, `document.querySelectorAll('#apps li[data-app-id="orders"]').length`); n != 1 {
+		t.Errorf("the config app orders is not listed")
+	}
+	if n := eval[float64](t, admin, `document.querySelectorAll('#apps li[data-app-id="orders"] button').length`); n != 0 {
+		t.Errorf("a config app has controls")
+	}
+
+	// Add new: the form opens with the focus on its first field.
+	if err := chromedp.Do(admin, chromedp.Click("#add-open")); err != nil {
+		t.Fatal(err)
+	}
+	if got := eval[string](t, admin, `document.activeElement.id + ' ' + document.getElementById('add-open').getAttribute('aria-expanded')`); got != "add-name true" {
+		t.Errorf("after Add new: focus and state %q", got)
+	}
+	if err := chromedp.Do(admin,
+		chromedp.SendKeys("#add-name", "Knowledge base"),
+		chromedp.SendKeys("#add-url", "ftp://kb.example/"),
+		chromedp.KeyEvent(kb.Enter),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(admin, `!document.getElementById('add-url-error').hidden`, 10*time.Second); err != nil {
+		t.Fatalf("no inline error for a bad URL: %v", err)
+	}
+	state := eval[map[string]string](t, admin, `({
+		error: document.getElementById('add-url-error').textContent,
+		invalid: String(document.getElementById('add-url').getAttribute('aria-invalid')),
+		describedby: document.getElementById('add-url').getAttribute('aria-describedby'),
+		focus: document.activeElement.id,
+		nameInvalid: String(document.getElementById('add-name').getAttribute('aria-invalid')),
+		alert: String(document.getElementById('alert').hidden),
+	})`)
+	if !strings.HasPrefix(state["error"], "URL must be an absolute http or https URL") || state["invalid"] != "true" ||
+		!strings.Contains(state["describedby"], "add-url-error") || state["focus"] != "add-url" || state["nameInvalid"] != "null" || state["alert"] != "true" {
+		t.Errorf("the bad URL's error: %v", state)
+	}
+	screenshot(t, admin, "account-apps-error")
+
+	// The right URL, then Create.
+	eval[any](t, admin, `(document.getElementById('add-url').value = '', 1)`)
+	if err := chromedp.Do(admin,
+		chromedp.SendKeys("#add-url", pageApps.URL+"/seed/"),
+		chromedp.Click(`#add-form button[type=submit]`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(admin, `!!document.querySelector('#apps li[data-app-id="knowledge-base"]') && document.getElementById('status').textContent !== ''`, 10*time.Second); err != nil {
+		t.Fatalf("the new app is not listed: %v", err)
+	}
+	state = eval[map[string]string](t, admin, `({
+		status: document.getElementById('status').textContent,
+		focus: document.activeElement.id,
+		form: String(document.getElementById('add').hidden),
+		url: document.querySelector('#apps li[data-app-id="knowledge-base"] .app-url').textContent,
+		edit: document.querySelector('#apps li[data-app-id="knowledge-base"] [data-edit]').getAttribute('aria-label'),
+	})`)
+	if !strings.Contains(state["status"], "Knowledge base was added") || state["focus"] != "app-knowledge-base-name" || state["form"] != "true" ||
+		state["url"] != pageApps.URL+"/seed/" || state["edit"] != "Edit Knowledge base" {
+		t.Errorf("after Create: %v", state)
+	}
+	screenshot(t, admin, "account-apps-added")
+
+	// The agent opens the next conversation: the new tab is there, and its
+	// app gets that conversation's context; no page load, no reload.
+	eval[any](t, agent, `(history.pushState({}, '', '/app/accounts/2/conversations/124'), 1)`)
+	if err := waitFor(agent, `!!document.getElementById('da-tab-knowledge-base')`, 10*time.Second); err != nil {
+		t.Fatalf("the agent sees no new tab on the next conversation: %v", err)
+	}
+	if err := waitFor(agent, frameExpr("knowledge-base", `w.received.some((r) => r.msg.data.conversation.id === 124 && r.msg.data.conversation.account_id === 2)`), 10*time.Second); err != nil {
+		t.Errorf("the new app got no context: %v", err)
+	}
+	if got := eval[string](t, agent, `document.getElementById('da-tab-knowledge-base').textContent + ' ' + window.__notReloaded`); got != "Knowledge base true" {
+		t.Errorf("the new tab: %q", got)
+	}
+	screenshot(t, agent, "account-apps-agent")
+
+	// An agent without the role: no link, and the API refuses.
+	signInAs(t, agent, "agent-9", "/app/accounts/3/conversations/123")
+	if err := waitFor(agent, `document.querySelectorAll('#dashboard-apps [role=tab]').length > 0`, 15*time.Second); err != nil {
+		t.Fatalf("agent 9's tabs: %v", err)
+	}
+	if eval[bool](t, agent, `!document.getElementById('da-manage').hidden`) {
+		t.Errorf("agent 9 sees the settings link")
+	}
+	statuses, err := chromedp.Run(agent, chromedp.Evaluate[[]float64](`Promise.all([
+		fetch('/_dashboard_apps/accounts/3/apps', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({name: 'Mine', url: 'https://mine.example/'})}),
+		fetch('/_dashboard_apps/accounts/2/apps/knowledge-base', {method: 'DELETE'}),
+		fetch('/_dashboard_apps/accounts/2/apps'),
+	]).then((rs) => rs.map((r) => r.status))`, chromedp.EvalAwaitPromise))
+	if err != nil || len(statuses) != 3 || statuses[0] != 403 || statuses[1] != 403 || statuses[2] != 403 {
+		t.Errorf("agent 9's API calls: %v %v, want 403s", statuses, err)
+	}
+}
