@@ -2,10 +2,16 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -133,7 +139,7 @@ func TestBrowserAccountApps(t *testing.T) {
 	if err := waitFor(agent, `!!document.getElementById('da-tab-knowledge-base')`, 10*time.Second); err != nil {
 		t.Fatalf("the agent sees no new tab on the next conversation: %v", err)
 	}
-	if err := waitFor(agent, frameExpr("knowledge-base", `w.received.some((r) => r.msg.data.conversation.id === 124 && r.msg.data.conversation.account_id === 2)`), 10*time.Second); err != nil {
+	if err := waitFor(agent, frameExpr("knowledge-base", `!!w.received && w.received.some((r) => r.msg.data.conversation.id === 124 && r.msg.data.conversation.account_id === 2)`), 10*time.Second); err != nil {
 		t.Errorf("the new app got no context: %v", err)
 	}
 	if got := eval[string](t, agent, `document.getElementById('da-tab-knowledge-base').textContent + ' ' + window.__notReloaded`); got != "Knowledge base true" {
@@ -156,5 +162,127 @@ func TestBrowserAccountApps(t *testing.T) {
 	]).then((rs) => rs.map((r) => r.status))`, chromedp.EvalAwaitPromise))
 	if err != nil || len(statuses) != 3 || statuses[0] != 403 || statuses[1] != 403 || statuses[2] != 403 {
 		t.Errorf("agent 9's API calls: %v %v, want 403s", statuses, err)
+	}
+}
+
+// runDemo serves the demo Caddyfile through the tests' Caddy, as
+// TestBrowserDemo does (its admin endpoint; the demo's relative file
+// paths resolved from the repository root), and skips the test when one
+// of the demo's ports is taken.
+func runDemo(t *testing.T) {
+	t.Helper()
+	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9101", "127.0.0.1:9106"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("the demo's port %s is taken: %v", addr, err)
+			}
+			t.Skipf("the demo's port %s is taken (is the demo running?): %v", addr, err)
+		}
+		ln.Close()
+	}
+	src, err := os.ReadFile("../Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgJSON, warnings, err := adaptCaddyfile(src, "Caddyfile")
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("adapting the demo: %v %v", err, warnings)
+	}
+	var cfg map[string]any
+	json.Unmarshal(cfgJSON, &cfg)
+	cfg["admin"] = map[string]any{"listen": "localhost:2999"}
+	cfgJSON, _ = json.Marshal(cfg)
+	wd, _ := os.Getwd()
+	if err := os.Chdir(".."); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chdir(wd) })
+	caddytest.NewTester(t).InitServer(string(cfgJSON), "json")
+	wipeAccountApps(t)
+	t.Cleanup(func() { wipeAccountApps(t) })
+}
+
+// darkMode makes the page prefer a dark color scheme, or not.
+func darkMode(t *testing.T, ctx context.Context, on bool) {
+	t.Helper()
+	value := "light"
+	if on {
+		value = "dark"
+	}
+	_, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (any, error) {
+		return cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: value}},
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBrowserDemoAccountApps is the README's tour of the settings page, on
+// the demo itself: the demo agent, an administrator of Acme Shop, follows
+// the tab bar's link, adds the Help center from the page, and goes back
+// to the conversation, where its tab shows the open conversation; in
+// Globex Support, where the agent is not an administrator, there is no
+// link and no Help center.
+func TestBrowserDemoAccountApps(t *testing.T) {
+	runDemo(t)
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(demoHelpdesk+"/app/login")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, `(() => { const m = document.getElementById('da-manage'); return !!m && !m.hidden && m.getClientRects().length > 0; })()`, 20*time.Second); err != nil {
+		t.Fatalf("no settings link for the demo agent in Acme Shop: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click("#da-manage")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, `location.pathname === '/_dashboard_apps/settings' && document.getElementById('loading').hidden`, 15*time.Second); err != nil {
+		t.Fatalf("the settings page: %v", err)
+	}
+	if got := eval[string](t, ctx, `document.querySelector('.lead strong').textContent`); got != "Acme Shop" {
+		t.Errorf("the page names the account %q", got)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click("#add-open"),
+		chromedp.SendKeys("#add-name", "Help center"),
+		chromedp.SendKeys("#add-url", "http://127.0.0.1:9106/"),
+		chromedp.KeyEvent(kb.Enter),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, `!!document.querySelector('#apps li[data-app-id="help-center"]')`, 10*time.Second); err != nil {
+		t.Fatalf("Help center not added: %v", err)
+	}
+	time.Sleep(400 * time.Millisecond) // the notice's fade-in
+	screenshot(t, ctx, "demo-settings")
+	darkMode(t, ctx, true)
+	screenshot(t, ctx, "demo-settings-dark")
+	if bg := eval[string](t, ctx, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(17, 19, 24)" {
+		t.Errorf("dark mode background %s", bg)
+	}
+	darkMode(t, ctx, false)
+
+	if err := chromedp.Do(ctx, chromedp.Click("a.back")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, `!!document.getElementById('da-tab-help-center')`, 15*time.Second); err != nil {
+		t.Fatalf("no Help center tab back in the conversation: %v", err)
+	}
+	eval[any](t, ctx, `(document.getElementById('da-tab-help-center').click(), 1)`)
+	if err := waitOriginFrame(ctx, "http://help-center.helpdesk.localhost:8080", `document.getElementById('for').textContent.includes('Sofia Mart')`, 15*time.Second); err != nil {
+		t.Errorf("the Help center does not show the open conversation: %v", err)
+	}
+	screenshot(t, ctx, "demo-help-center")
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(demoHelpdesk+"/app/accounts/2/conversations/1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, `!!document.getElementById('da-tab-billing')`, 15*time.Second); err != nil {
+		t.Fatalf("no tabs in Globex Support: %v", err)
+	}
+	if eval[bool](t, ctx, `!document.getElementById('da-manage').hidden || !!document.getElementById('da-tab-help-center')`) {
+		t.Errorf("Globex Support shows the settings link or Acme Shop's app")
 	}
 }
