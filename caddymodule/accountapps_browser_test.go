@@ -147,6 +147,58 @@ func TestBrowserAccountApps(t *testing.T) {
 	}
 	screenshot(t, agent, "account-apps-agent")
 
+	// Edit in place: the focus goes to the name, and back to Edit after
+	// Save; the agent's next conversation shows the new name.
+	if err := chromedp.Do(admin, chromedp.Click(`#apps li[data-app-id="knowledge-base"] [data-edit]`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := eval[string](t, admin, `document.activeElement.id`); got != "edit-knowledge-base-name" {
+		t.Errorf("Edit: focus on %q", got)
+	}
+	eval[any](t, admin, `(document.activeElement.value = '', 1)`)
+	if err := chromedp.Do(admin, chromedp.SendKeys("#edit-knowledge-base-name", "Help articles"), chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(admin, `document.getElementById('status').textContent.includes('Saved Help articles')`, 10*time.Second); err != nil {
+		t.Fatalf("no Saved notice: %v", err)
+	}
+	if got := eval[string](t, admin, `document.activeElement.getAttribute('aria-label')`); got != "Edit Help articles" {
+		t.Errorf("after Save: focus on %q", got)
+	}
+	eval[any](t, agent, `(history.pushState({}, '', '/app/accounts/2/conversations/123'), 1)`)
+	if err := waitFor(agent, `document.getElementById('da-tab-knowledge-base').textContent === 'Help articles'`, 10*time.Second); err != nil {
+		t.Errorf("the agent's tab is not renamed on the next conversation: %v", err)
+	}
+
+	// Remove asks first, in a modal dialog whose Escape gives the focus
+	// back; confirmed, the app goes, and the agent's tab with it.
+	remove := `#apps li[data-app-id="knowledge-base"] [data-remove]`
+	if err := chromedp.Do(admin, chromedp.Click(remove)); err != nil {
+		t.Fatal(err)
+	}
+	if got := eval[string](t, admin, `document.getElementById('confirm').open + ' ' + document.activeElement.id + ' ' + document.getElementById('confirm-title').textContent`); got != "true confirm-cancel Remove Help articles?" {
+		t.Errorf("Remove: dialog state %q", got)
+	}
+	if err := chromedp.Do(admin, chromedp.KeyEvent(kb.Escape)); err != nil {
+		t.Fatal(err)
+	}
+	if got := eval[string](t, admin, `document.getElementById('confirm').open + ' ' + document.activeElement.getAttribute('aria-label')`); got != "false Remove Help articles" {
+		t.Errorf("Escape: dialog state %q", got)
+	}
+	if err := chromedp.Do(admin, chromedp.Click(remove), chromedp.Click("#confirm-remove")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(admin, `!document.querySelector('#apps li[data-app-id="knowledge-base"]') && document.activeElement.id === 'list-title'`, 10*time.Second); err != nil {
+		t.Fatalf("not removed, or the focus is lost: %v", err)
+	}
+	if err := waitFor(admin, `document.getElementById('status').textContent.includes('Help articles was removed')`, 5*time.Second); err != nil {
+		t.Errorf("after Remove: no notice: %v", err)
+	}
+	eval[any](t, agent, `(history.pushState({}, '', '/app/accounts/2/conversations/124'), 1)`)
+	if err := waitFor(agent, `!document.getElementById('da-tab-knowledge-base')`, 10*time.Second); err != nil {
+		t.Errorf("the removed app's tab stays on the next conversation: %v", err)
+	}
+
 	// An agent without the role: no link, and the API refuses.
 	signInAs(t, agent, "agent-9", "/app/accounts/3/conversations/123")
 	if err := waitFor(agent, `document.querySelectorAll('#dashboard-apps [role=tab]').length > 0`, 15*time.Second); err != nil {

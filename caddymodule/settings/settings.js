@@ -24,7 +24,7 @@
     method, credentials: 'same-origin', cache: 'no-store',
     headers: body ? { Accept: 'application/json', 'Content-Type': 'application/json' } : { Accept: 'application/json' },
     body: body ? JSON.stringify(body) : undefined,
-  }).then((r) => (r.status === 204 ? null : r.json().catch(() => null)).then((data) => ({ ok: r.ok, status: r.status, data })),
+  }).then((r) => (r.status === 204 ? Promise.resolve(null) : r.json().catch(() => null)).then((data) => ({ ok: r.ok, status: r.status, data })),
     () => ({ ok: false, status: 0, data: null }));
   const itemPath = (id) => cfg.api + '/' + encodeURIComponent(id);
   const problem = (res) => {
@@ -238,6 +238,7 @@
   };
   $('confirm-cancel').addEventListener('click', () => dialog.close());
   dialog.addEventListener('close', () => {
+    if (dialog.open) return; // the close of an earlier opening, fired late
     if (removing) focusApp(removing.id, '[data-remove]');
     removing = null;
   });
