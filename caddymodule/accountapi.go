@@ -428,6 +428,9 @@ func appChanges(before, after *AppConfig) map[string]any {
 		}
 		m := accountAppFields(a)
 		delete(m, "accounts")
+		if a.Position == 0 {
+			delete(m, "position") // the default, which accountAppFields shows
+		}
 		if _, ok := m["identity_secret_set"]; ok {
 			m["identity_secret"] = "(hidden)"
 			delete(m, "identity_secret_set")

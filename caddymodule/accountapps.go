@@ -51,11 +51,12 @@ const (
 	accountAppsVersion = "dashboard_apps/accounts.version"
 	accountAppsLock    = "dashboard_apps/accounts"
 
-	accountPollEvery  = 2 * time.Second
-	missRefreshEvery  = time.Second
-	storageOpTimeout  = 10 * time.Second
-	maxAccountApps    = 50
-	maxAccountAppBody = 64 << 10
+	accountPollEvery   = 2 * time.Second
+	missRefreshEvery   = time.Second
+	missRefreshTimeout = 2 * time.Second
+	storageOpTimeout   = 10 * time.Second
+	maxAccountApps     = 50
+	maxAccountAppBody  = 64 << 10
 )
 
 func accountAppsKey(account int64) string {
@@ -133,9 +134,6 @@ func newAccountStore(storage certmagic.Storage, policy *netPolicy, logger *zap.L
 }
 
 func (s *accountStore) snapshot() *accountSnapshot { return s.snap.Load() }
-
-// appsOf returns account's apps.
-func (snap *accountSnapshot) appsOf(account int64) map[string]*accountApp { return snap.apps[account] }
 
 // reload reads every account's apps from storage.
 func (s *accountStore) reload(ctx context.Context) error {
@@ -366,7 +364,10 @@ func (s *accountStore) refreshForMiss() bool {
 	if now-last < int64(missRefreshEvery) || !s.lastMiss.CompareAndSwap(last, now) {
 		return false
 	}
-	return s.refresh(context.Background())
+	// The request waits for this: not for long.
+	ctx, cancel := context.WithTimeout(context.Background(), missRefreshTimeout)
+	defer cancel()
+	return s.refresh(ctx)
 }
 
 // accountChange is a change to one account's apps, made by update.

@@ -62,6 +62,11 @@ func (a *accountProxies) rebuild(h *Handler, snap *accountSnapshot) *accountView
 	if v := a.view.Load(); v != nil && (v.gen == snap.gen || a.closed) {
 		return v
 	}
+	if a.closed { // cleaned up before it ever built a view
+		v := &accountView{ordered: h.ordered}
+		a.view.Store(v)
+		return v
+	}
 	built := make(map[*AppConfig]*accountProxy, len(snap.byID))
 	v := &accountView{gen: snap.gen, apps: make(map[string]*appProxy, len(snap.byID))}
 	for id, app := range snap.byID {
