@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
@@ -940,5 +941,25 @@ func TestSettingsPage(t *testing.T) {
 		if got := resp.Header.Get(settingsHeader); got != c.want || !strings.HasPrefix(body, "[") {
 			t.Errorf("/apps?%s as %s: %s %q, want %q", c.query, c.cookie, settingsHeader, got, c.want)
 		}
+	}
+}
+
+// TestAccountAppsCaddyfileErrors: the account_apps block of the global
+// option (its adapted JSON is testdata/caddyfile_adapt/account_apps.json).
+func TestAccountAppsCaddyfileErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		"{\n dashboard_apps {\n account_apps {\n colour red\n }\n }\n}\n:80\n":          `unrecognized account_apps option "colour"`,
+		"{\n dashboard_apps {\n account_apps {\n allow_networks\n }\n }\n}\n:80\n":      `wrong argument count`,
+		"{\n dashboard_apps {\n account_apps on {\n allow_networks x\n }\n }\n}\n:80\n": `wrong argument count`,
+	} {
+		_, _, err := caddyfile.Adapter{ServerType: httpServerType()}.Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error = %v, want %q", src, err, want)
+		}
+	}
+	// A bad network is refused when the config is validated, naming it.
+	app := &App{Apps: map[string]*AppConfig{}, AccountApps: &AccountAppsConfig{AllowNetworks: []string{"10.0.0.0/8", "intranet"}}}
+	if err := app.Validate(); err == nil || !strings.Contains(err.Error(), `account_apps: allow_networks "intranet"`) {
+		t.Errorf("Validate: %v", err)
 	}
 }
