@@ -444,10 +444,20 @@ func newVersion() []byte {
 	return []byte(time.Now().UTC().Format(time.RFC3339Nano) + " " + hex.EncodeToString(b))
 }
 
-// has reports whether id is an account app's, for the TLS permission.
+// has reports whether id is an account app's.
 func (s *accountStore) has(id string) bool {
 	_, ok := s.snapshot().byID[id]
 	return ok
+}
+
+// hasAccountApp reports whether id is an account app's, for the TLS
+// permission: when this instance does not know it, storage is read again
+// (at most once a second), since another instance may have just added it.
+func (a *App) hasAccountApp(id string) bool {
+	if a.accounts == nil {
+		return false
+	}
+	return a.accounts.has(id) || a.accounts.refreshForMiss() && a.accounts.has(id)
 }
 
 // appIDFor derives an app id from a name: letters folded to ASCII where

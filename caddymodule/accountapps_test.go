@@ -817,6 +817,19 @@ func TestAccountAppsOriginMode(t *testing.T) {
 	if resp, _ := originDo(t, "GET", origin+"/echo", nil, "Cookie", session.Name+"="+session.Value); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a removed app's origin: %d", resp.StatusCode)
 	}
+	// An app another instance has just added gets its certificate here
+	// before this instance's next poll.
+	other := newAccountStore(caddy.DefaultStorage, &netPolicy{}, zap.NewNop(), nil)
+	if err := other.update(context.Background(), 2, func(f *accountFile, _ func(string) bool) error {
+		f.Apps["elsewhere"] = &AppConfig{Name: "Elsewhere", URL: probeServer.URL + "/"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(missRefreshEvery)
+	if err := perm.CertificateAllowed(context.Background(), "elsewhere.helpdesk.localhost"); err != nil {
+		t.Errorf("TLS permission for an app just added on another instance: %v", err)
+	}
 }
 
 // TestAccountAppsReachOnlyAllowedAddresses: an account app whose address

@@ -194,7 +194,7 @@ func (a *App) servesHost(host string) bool {
 	if !ok {
 		return false
 	}
-	if _, ok := a.Apps[id]; !ok && (a.accounts == nil || !a.accounts.has(id)) {
+	if _, ok := a.Apps[id]; !ok && !a.hasAccountApp(id) {
 		return false
 	}
 	a.appDomains.mu.RLock()
