@@ -250,7 +250,11 @@ func runDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chdir(wd) })
-	caddytest.NewTester(t).InitServer(string(cfgJSON), "json")
+	tester := caddytest.NewTester(t)
+	tester.InitServer(string(cfgJSON), "json")
+	// Unloaded afterwards, so that the next test finds the demo's ports
+	// free (TestBrowserDemo skips when they are taken).
+	t.Cleanup(func() { tester.InitServer(`{"admin": {"listen": "localhost:2999"}}`, "json") })
 	wipeAccountApps(t)
 	t.Cleanup(func() { wipeAccountApps(t) })
 }
