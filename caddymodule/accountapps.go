@@ -312,16 +312,7 @@ func validateAccountApp(id string, account int64, a *AppConfig) error {
 
 // poll refreshes the snapshot every accountPollEvery until ctx is done.
 func (s *accountStore) poll(ctx context.Context) {
-	t := time.NewTicker(accountPollEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.refresh(ctx)
-		}
-	}
+	every(ctx, accountPollEvery, func() { s.refresh(ctx) })
 }
 
 // refresh reads the version key and, if it changed, every account's apps.

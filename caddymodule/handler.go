@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -299,16 +300,23 @@ func (h *Handler) warnPathModeInPublic(r *http.Request) {
 // sweepSessions removes expired app sessions and tickets from storage now
 // and then, until the config is unloaded.
 func (h *Handler) sweepSessions(ctx caddy.Context) {
-	t := time.NewTicker(sweepEvery)
+	every(ctx, sweepEvery, func() {
+		if err := h.sessions.sweep(ctx); err != nil {
+			h.logger.Warn("removing expired app sessions from storage", zap.Error(err))
+		}
+	})
+}
+
+// every runs f every d until ctx is done.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := h.sessions.sweep(ctx); err != nil {
-				h.logger.Warn("removing expired app sessions from storage", zap.Error(err))
-			}
+			f()
 		}
 	}
 }

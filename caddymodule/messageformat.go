@@ -1,8 +1,6 @@
 package caddymodule
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -24,17 +22,9 @@ const maxFormatReportBody = 1 << 10
 // per config, what to change: such an app receives messages it does not
 // read. Only the helpdesk's own pages may report.
 func (h *Handler) serveFormatReport(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		return writeJSONError(w, http.StatusMethodNotAllowed, "POST only")
-	}
-	if !sameOriginRequest(r) {
-		return writeJSONError(w, http.StatusForbidden, "only the helpdesk's own pages report message formats")
-	}
 	var rep formatReport
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxFormatReportBody+1))
-	if err != nil || len(body) > maxFormatReportBody || json.Unmarshal(body, &rep) != nil {
-		return writeJSONError(w, http.StatusBadRequest, `the body must be JSON such as {"app": "crm", "asked": "json_string"}`)
+	if !readPagePost(w, r, maxFormatReportBody, &rep, "only the helpdesk's own pages report message formats", `{"app": "crm", "asked": "json_string"}`) {
+		return nil
 	}
 	p, ok := h.lookupApp(rep.App)
 	if !ok {

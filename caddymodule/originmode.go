@@ -298,17 +298,9 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) error {
 	if h.AppDomain == "" {
 		return writeJSONError(w, http.StatusNotFound, "app_domain is not configured on this site: apps are served in path mode")
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		return writeJSONError(w, http.StatusMethodNotAllowed, "POST only")
-	}
-	if !sameOriginRequest(r) {
-		return writeJSONError(w, http.StatusForbidden, "sessions are opened only from the helpdesk's own pages")
-	}
 	var req sessionRequest
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxSessionBody+1))
-	if err != nil || len(body) > maxSessionBody || json.Unmarshal(body, &req) != nil {
-		return writeJSONError(w, http.StatusBadRequest, `the body must be JSON such as {"app": "orders"}`)
+	if !readPagePost(w, r, maxSessionBody, &req, "sessions are opened only from the helpdesk's own pages", `{"app": "orders"}`) {
+		return nil
 	}
 	p, ok := h.lookupApp(req.App)
 	if !ok {
@@ -360,6 +352,28 @@ func writeSessionAnswer(w http.ResponseWriter, a sessionAnswer) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, b)
+}
+
+// readPagePost reads into v the JSON body of a POST that only the
+// helpdesk's own pages may send (at most limit bytes), or answers the
+// request and reports false: 405, 403 with forbidden, or 400 showing the
+// example.
+func readPagePost(w http.ResponseWriter, r *http.Request, limit int, v any, forbidden, example string) bool {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeJSONError(w, http.StatusMethodNotAllowed, "POST only")
+		return false
+	}
+	if !sameOriginRequest(r) {
+		writeJSONError(w, http.StatusForbidden, forbidden)
+		return false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil || len(body) > limit || json.Unmarshal(body, v) != nil {
+		writeJSONError(w, http.StatusBadRequest, "the body must be JSON such as "+example)
+		return false
+	}
+	return true
 }
 
 // sameOriginRequest reports whether a request comes from a page of its
