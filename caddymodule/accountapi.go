@@ -278,16 +278,8 @@ func (h *Handler) createAccountApp(w http.ResponseWriter, r *http.Request, who a
 	}
 	h.logger.Info("account app added", zap.Int64("agent", *who.ID), zap.Int64("account", account), zap.String("app", id),
 		zap.Any("changes", appChanges(nil, cfg)))
-	p, ok := h.lookupApp(id)
-	if !ok {
-		return refuse(http.StatusInternalServerError, "the app was stored but could not be set up; the gateway's log says why")
-	}
-	b, err := json.Marshal(h.appJSON(p))
-	if err != nil {
-		return err
-	}
 	w.Header().Set("Location", ownPrefix+"accounts/"+strconv.FormatInt(account, 10)+"/apps/"+id)
-	return writeJSON(w, http.StatusCreated, b)
+	return h.writeStoredApp(w, http.StatusCreated, id)
 }
 
 // configAppRefusal is the 409 for a change to an app of the config.
@@ -350,6 +342,12 @@ func (h *Handler) patchAccountApp(w http.ResponseWriter, r *http.Request, who ag
 	}
 	h.logger.Info("account app changed", zap.Int64("agent", *who.ID), zap.Int64("account", account), zap.String("app", id),
 		zap.Any("changes", appChanges(before, after)))
+	return h.writeStoredApp(w, http.StatusOK, id)
+}
+
+// writeStoredApp answers a change with the app as it now is, set up like
+// every other app, or 500 when it could not be.
+func (h *Handler) writeStoredApp(w http.ResponseWriter, status int, id string) error {
 	p, ok := h.lookupApp(id)
 	if !ok {
 		return refuse(http.StatusInternalServerError, "the app was stored but could not be set up; the gateway's log says why")
@@ -358,7 +356,7 @@ func (h *Handler) patchAccountApp(w http.ResponseWriter, r *http.Request, who ag
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, b)
+	return writeJSON(w, status, b)
 }
 
 // mergeApp applies a JSON merge patch (RFC 7396) of fields to app: a

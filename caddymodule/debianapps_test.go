@@ -17,7 +17,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,17 +44,6 @@ func requireDebianPackage(t *testing.T, pkg string, files ...string) {
 			t.Skipf("Debian app test skipped: %s missing (apt-get install -y %s)", f, pkg)
 		}
 	}
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // lockedBuffer collects a daemon's output.
@@ -426,11 +414,11 @@ func md5hex(s string) string { return fmt.Sprintf("%x", md5.Sum([]byte(s))) }
 var transmissionApp = debianApp{id: "transmission", name: "Transmission", start: func(t *testing.T) string {
 	requireDebianPackage(t, "transmission-daemon", "/usr/bin/transmission-daemon", "/usr/share/transmission/web/index.html")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := loopbackPort(t)
 	pg := startDaemon(t, nil, "/usr/bin/transmission-daemon", "--foreground", "--config-dir", dir+"/config",
 		"--port", fmt.Sprint(port), "--rpc-bind-address", "127.0.0.1", "--no-auth", "--allowed", "127.0.0.1",
 		"--download-dir", dir+"/downloads", "--no-watch-dir", "--no-portmap", "--no-dht", "--no-lpd", "--no-utp",
-		"--peerport", fmt.Sprint(freePort(t)), "--bind-address-ipv4", "127.0.0.1", "--bind-address-ipv6", "::1",
+		"--peerport", fmt.Sprint(loopbackPort(t)), "--bind-address-ipv4", "127.0.0.1", "--bind-address-ipv6", "::1",
 		"--no-blocklist", "--log-error")
 	u := fmt.Sprintf("http://127.0.0.1:%d/transmission/web/", port)
 	waitHTTP(t, u)
@@ -533,7 +521,7 @@ func TestBrowserDebianTransmissionPathModeBasePath(t *testing.T) {
 var syncthingApp = debianApp{id: "syncthing", name: "Syncthing", start: func(t *testing.T) string {
 	requireDebianPackage(t, "syncthing", "/usr/bin/syncthing")
 	home := t.TempDir()
-	gui := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	gui := fmt.Sprintf("127.0.0.1:%d", loopbackPort(t))
 	gen := exec.Command("/usr/bin/syncthing", "generate", "--home="+home, "--no-default-folder", "--skip-port-probing")
 	if out, err := gen.CombinedOutput(); err != nil {
 		t.Fatalf("syncthing generate: %v %s", err, out)
@@ -547,7 +535,7 @@ var syncthingApp = debianApp{id: "syncthing", name: "Syncthing", start: func(t *
 	cfg := string(b)
 	for old, repl := range map[string]string{
 		"<address>127.0.0.1:8384</address>":                   "<address>" + gui + "</address>",
-		"<listenAddress>default</listenAddress>":              fmt.Sprintf("<listenAddress>tcp://127.0.0.1:%d</listenAddress>", freePort(t)),
+		"<listenAddress>default</listenAddress>":              fmt.Sprintf("<listenAddress>tcp://127.0.0.1:%d</listenAddress>", loopbackPort(t)),
 		"<globalAnnounceEnabled>true</globalAnnounceEnabled>": "<globalAnnounceEnabled>false</globalAnnounceEnabled>",
 		"<localAnnounceEnabled>true</localAnnounceEnabled>":   "<localAnnounceEnabled>false</localAnnounceEnabled>",
 		"<relaysEnabled>true</relaysEnabled>":                 "<relaysEnabled>false</relaysEnabled>",
@@ -663,7 +651,7 @@ include "/usr/share/adminer/adminer.php";
 	if out, err := mk.CombinedOutput(); err != nil {
 		t.Fatalf("creating the SQLite file (php-sqlite3): %v %s", err, out)
 	}
-	port := freePort(t)
+	port := loopbackPort(t)
 	pg := startDaemon(t, []string{"PHP_CLI_SERVER_WORKERS=4"}, "/usr/bin/php", "-S", fmt.Sprintf("127.0.0.1:%d", port), "-t", filepath.Join(dir, "www"),
 		"-d", "session.save_path="+filepath.Join(dir, "sessions"), "-d", "display_errors=stderr")
 	u := fmt.Sprintf("http://127.0.0.1:%d/adminer/sqlite.php?sqlite=", port)
@@ -776,7 +764,7 @@ func dokuwikiApp(entry string) debianApp {
 		// Debian's inc/preload.php keeps DOKU_CONF when it is defined.
 		prepend := filepath.Join(dir, "prepend.php")
 		os.WriteFile(prepend, []byte("<?php define('DOKU_CONF', '"+conf+"/');\n"), 0o644)
-		port := freePort(t)
+		port := loopbackPort(t)
 		pg := startDaemon(t, []string{"PHP_CLI_SERVER_WORKERS=4"}, "/usr/bin/php", "-S", fmt.Sprintf("127.0.0.1:%d", port), "-t", "/usr/share/dokuwiki",
 			"-d", "auto_prepend_file="+prepend, "-d", "display_errors=stderr")
 		u := fmt.Sprintf("http://127.0.0.1:%d%s", port, entry)
