@@ -580,15 +580,11 @@ func changeConfigCopy(root map[string]any, method, path string, val any) error {
 				}
 				switch method {
 				case http.MethodPost:
-					if ellipses {
-						valArray, ok := val.([]any)
-						if !ok {
-							return badChange(fmt.Errorf("final element is not an array"))
-						}
-						v[part] = append(arr, valArray...)
-					} else {
-						v[part] = append(arr, val)
+					appended, err := appendTo(arr, val, ellipses)
+					if err != nil {
+						return err
 					}
+					v[part] = appended
 				case http.MethodPut:
 					arr = append(arr, nil)
 					copy(arr[idx+1:], arr[idx:])
@@ -607,15 +603,11 @@ func changeConfigCopy(root map[string]any, method, path string, val any) error {
 				case http.MethodPost:
 					// POST appends to an existing list, else sets
 					if arr, ok := v[part].([]any); ok {
-						if ellipses {
-							valArray, ok := val.([]any)
-							if !ok {
-								return badChange(fmt.Errorf("final element is not an array"))
-							}
-							v[part] = append(arr, valArray...)
-						} else {
-							v[part] = append(arr, val)
+						appended, err := appendTo(arr, val, ellipses)
+						if err != nil {
+							return err
 						}
+						v[part] = appended
 					} else {
 						v[part] = val
 					}
@@ -715,3 +707,16 @@ var (
 	_ caddy.Provisioner   = adminValidator{}
 	_ http.ResponseWriter = (*recordedResponse)(nil)
 )
+
+// appendTo is POST's append to a list, as Caddy does it: val, or with
+// "..." at the end of the path each element of val, which must be a list.
+func appendTo(arr []any, val any, ellipses bool) ([]any, error) {
+	if !ellipses {
+		return append(arr, val), nil
+	}
+	valArray, ok := val.([]any)
+	if !ok {
+		return nil, badChange(fmt.Errorf("final element is not an array"))
+	}
+	return append(arr, valArray...), nil
+}
