@@ -2,14 +2,10 @@ package caddymodule
 
 import (
 	"context"
-	"encoding/json"
-	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
@@ -217,48 +213,6 @@ func TestBrowserAccountApps(t *testing.T) {
 	}
 }
 
-// runDemo serves the demo Caddyfile through the tests' Caddy, as
-// TestBrowserDemo does (its admin endpoint; the demo's relative file
-// paths resolved from the repository root), and skips the test when one
-// of the demo's ports is taken.
-func runDemo(t *testing.T) {
-	t.Helper()
-	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9101", "127.0.0.1:9106"} {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("the demo's port %s is taken: %v", addr, err)
-			}
-			t.Skipf("the demo's port %s is taken (is the demo running?): %v", addr, err)
-		}
-		ln.Close()
-	}
-	src, err := os.ReadFile("../Caddyfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgJSON, warnings, err := adaptCaddyfile(src, "Caddyfile")
-	if err != nil || len(warnings) > 0 {
-		t.Fatalf("adapting the demo: %v %v", err, warnings)
-	}
-	var cfg map[string]any
-	json.Unmarshal(cfgJSON, &cfg)
-	cfg["admin"] = map[string]any{"listen": "localhost:2999"}
-	cfgJSON, _ = json.Marshal(cfg)
-	wd, _ := os.Getwd()
-	if err := os.Chdir(".."); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Chdir(wd) })
-	tester := caddytest.NewTester(t)
-	tester.InitServer(string(cfgJSON), "json")
-	// Unloaded afterwards, so that the next test finds the demo's ports
-	// free (TestBrowserDemo skips when they are taken).
-	t.Cleanup(func() { tester.InitServer(`{"admin": {"listen": "localhost:2999"}}`, "json") })
-	wipeAccountApps(t)
-	t.Cleanup(func() { wipeAccountApps(t) })
-}
-
 // darkMode makes the page prefer a dark color scheme, or not.
 func darkMode(t *testing.T, ctx context.Context, on bool) {
 	t.Helper()
@@ -284,6 +238,8 @@ func darkMode(t *testing.T, ctx context.Context, on bool) {
 // link and no Help center.
 func TestBrowserDemoAccountApps(t *testing.T) {
 	runDemo(t)
+	wipeAccountApps(t)
+	t.Cleanup(func() { wipeAccountApps(t) })
 	ctx := newBrowser(t)
 	if err := chromedp.Do(ctx, chromedp.Navigate(demoHelpdesk+"/app/login")); err != nil {
 		t.Fatal(err)

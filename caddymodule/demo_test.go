@@ -16,37 +16,8 @@ import (
 // show the open conversation's contact, across SPA navigation and
 // accounts.
 func TestBrowserDemo(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9101"} {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("the demo's port %s is taken: %v", addr, err)
-			}
-			t.Skipf("the demo's port %s is taken (is the demo running?): %v", addr, err)
-		}
-		ln.Close()
-	}
+	runDemo(t)
 	ctx := newBrowser(t)
-	src, err := os.ReadFile("../Caddyfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgJSON, warnings, err := adaptCaddyfile(src, "Caddyfile")
-	if err != nil || len(warnings) > 0 {
-		t.Fatalf("adapting the demo: %v %v", err, warnings)
-	}
-	// Served through the tests' Caddy: its admin endpoint, and the demo's
-	// relative file paths resolved from the repository root.
-	var cfg map[string]any
-	json.Unmarshal(cfgJSON, &cfg)
-	cfg["admin"] = map[string]any{"listen": "localhost:2999"}
-	cfgJSON, _ = json.Marshal(cfg)
-	wd, _ := os.Getwd()
-	if err := os.Chdir(".."); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Chdir(wd) })
-	caddytest.NewTester(t).InitServer(string(cfgJSON), "json")
 
 	// The README's first URL lands in the demo, on the helpdesk's name.
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://localhost:8080/")); err != nil {
@@ -107,3 +78,42 @@ func TestBrowserDemo(t *testing.T) {
 
 // demoHelpdesk is where the demo serves the helpdesk.
 const demoHelpdesk = "http://helpdesk.localhost:8080"
+
+// runDemo serves the demo Caddyfile itself, as `go run ./cmd/caddy run`
+// does, through the tests' Caddy (its admin endpoint, and the demo's
+// relative file paths resolved from the repository root), and unloads it
+// afterwards, so that the next test finds the demo's ports free. With a
+// port taken (the demo running) the test is skipped, except in CI.
+func runDemo(t *testing.T) {
+	t.Helper()
+	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9101", "127.0.0.1:9105", "127.0.0.1:9106"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("the demo's port %s is taken: %v", addr, err)
+			}
+			t.Skipf("the demo's port %s is taken (is the demo running?): %v", addr, err)
+		}
+		ln.Close()
+	}
+	src, err := os.ReadFile("../Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgJSON, warnings, err := adaptCaddyfile(src, "Caddyfile")
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("adapting the demo: %v %v", err, warnings)
+	}
+	var cfg map[string]any
+	json.Unmarshal(cfgJSON, &cfg)
+	cfg["admin"] = map[string]any{"listen": "localhost:2999"}
+	cfgJSON, _ = json.Marshal(cfg)
+	wd, _ := os.Getwd()
+	if err := os.Chdir(".."); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chdir(wd) })
+	tester := caddytest.NewTester(t)
+	tester.InitServer(string(cfgJSON), "json")
+	t.Cleanup(func() { tester.InitServer(`{"admin": {"listen": "localhost:2999"}}`, "json") })
+}
