@@ -53,7 +53,9 @@ func main() {
 	duration := flag.Duration("duration", 2*time.Second, "load per run")
 	conns := flag.Int("conns", 16, "concurrent connections")
 	only := flag.String("only", "", "run only scenarios whose name contains this")
+	verbose := flag.Bool("v", false, "print each round's ratio")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file (go tool pprof -sample_index=alloc_objects)")
 	flag.Parse()
 	log.SetFlags(0)
 	if *cpuProfile != "" {
@@ -63,6 +65,10 @@ func main() {
 		}
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
+	}
+
+	if *memProfile != "" {
+		defer writeMemProfile(*memProfile)
 	}
 
 	page, err := os.ReadFile("testdata/bench/wikipedia-go.html")
@@ -135,6 +141,9 @@ func main() {
 			p, g := driveAlternately(client, plain, gateway, *conns, *duration, *slice)
 			plainRuns, gwRuns = append(plainRuns, p), append(gwRuns, g)
 			ratios = append(ratios, g.rps/p.rps)
+			if *verbose {
+				fmt.Fprintf(os.Stderr, "%s: round %d: %.0f / %.0f req/s = %.3f\n", s.name, i+1, g.rps, p.rps, g.rps/p.rps)
+			}
 		}
 		p, g, ratio := medianResult(plainRuns), medianResult(gwRuns), median(ratios)
 		mark := ""
@@ -148,8 +157,23 @@ func main() {
 	if failed {
 		fmt.Println("\nsome ratios are below target (✗)")
 		pprof.StopCPUProfile()
+		if *memProfile != "" {
+			writeMemProfile(*memProfile)
+		}
 		caddy.Stop()
 		os.Exit(1) // so that a script can tell
+	}
+}
+
+// writeMemProfile writes the allocations made since the start.
+func writeMemProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		log.Fatal(err)
 	}
 }
 
