@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
 	"go.uber.org/zap"
 )
@@ -26,7 +25,7 @@ func (w *appResponse) writer() *transformingWriter { return &w.transformingWrite
 
 func newAppResponse(w http.ResponseWriter, p *appProxy, doc *url.URL, r *http.Request) *appResponse {
 	ar := &appResponse{p: p, doc: doc, head: r.Method == http.MethodHead, document: loadsAsDocument(r), r: r}
-	ar.transformingWriter = transformingWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, onHeader: ar.onHeader}
+	ar.wrap(w, ar)
 	return ar
 }
 

@@ -79,12 +79,17 @@ func newWatchedHeldBody(rw *watchedWriter, gzipped bool) *transformingWriter {
 	if gzipped {
 		decode = decoderFor("gzip")
 	}
-	tw := &transformingWriter{onHeader: func(int) responseBody {
+	tw := &transformingWriter{}
+	tw.wrap(rw, rulesFunc(func(int) responseBody {
 		return newHeldBody(rw, decode, func(dst io.Writer) bodyTransform { return copyTransform{dst} })
-	}}
-	tw.ResponseWriter = rw
+	}))
 	return tw
 }
+
+// rulesFunc is a func as headerRules.
+type rulesFunc func(status int) responseBody
+
+func (f rulesFunc) onHeader(status int) responseBody { return f(status) }
 
 // serveWithin runs serve through tw on another goroutine, as a handler,
 // and fails the test if it does not end in time.

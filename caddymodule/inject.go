@@ -155,7 +155,7 @@ func (h *Handler) serveInjected(w http.ResponseWriter, r *http.Request, next cad
 		r.Header.Set("If-None-Match", unmarkETags(inm, h.assets.version))
 	}
 	iw := &injectResponse{h: h, r: r}
-	iw.transformingWriter = transformingWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, onHeader: iw.onHeader}
+	iw.wrap(w, iw)
 	return iw.serveThrough(func(w http.ResponseWriter) error { return next.ServeHTTP(w, r) },
 		func(err error) { h.injectFailed("writing the page: "+err.Error(), r) })
 }

@@ -5,8 +5,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
 	"github.com/ndoto/caddy-dashboard-apps/caddymodule/rewrite"
 )
 
@@ -16,7 +14,13 @@ import (
 // the request, and only the headers that would reach past the app's origin
 // are changed in the response.
 func (p *appProxy) serveOrigin(w http.ResponseWriter, r *http.Request, who agent, self, helpdeskOrigin string) error {
-	up := r.Clone(r.Context())
+	or := &originResponse{p: p, ancestors: helpdeskOrigin}
+	or.doc = url.URL{Scheme: p.app.upstream.Scheme, Host: p.app.upstream.Host, Path: r.URL.Path, RawPath: r.URL.RawPath}
+	or.wrap(w, or)
+	// r itself is cleaned and sent, unlike in path mode, where the
+	// browser's request is still read after: nothing reads it once the
+	// app's proxy has it, and Caddy's reverse proxy takes its own copy.
+	up := r
 	p.cleanRequest(up)
 	h := up.Header
 	// The app's cookies under their own names; not the gateway's session,
@@ -28,8 +32,7 @@ func (p *appProxy) serveOrigin(w http.ResponseWriter, r *http.Request, who agent
 		h.Del("Cookie")
 	}
 	p.mapOrigin(h, self, func(ref string) (string, bool) { return p.mapper.Origin() + ref[len(self):], true })
-	doc := &url.URL{Scheme: p.app.upstream.Scheme, Host: p.app.upstream.Host, Path: r.URL.Path, RawPath: r.URL.RawPath}
-	return p.forward(w, r, up, who, newOriginResponse(w, p, doc, helpdeskOrigin))
+	return p.forward(w, r, up, who, or)
 }
 
 // originResponse applies origin mode's header rules to an app's response
@@ -37,21 +40,15 @@ func (p *appProxy) serveOrigin(w http.ResponseWriter, r *http.Request, who agent
 type originResponse struct {
 	transformingWriter
 	p         *appProxy
-	doc       *url.URL
-	ancestors string
-}
-
-func newOriginResponse(w http.ResponseWriter, p *appProxy, doc *url.URL, helpdeskOrigin string) *originResponse {
-	or := &originResponse{p: p, doc: doc, ancestors: helpdeskOrigin}
-	or.transformingWriter = transformingWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, onHeader: or.onHeader}
-	return or
+	doc       url.URL // the upstream URL of the request
+	ancestors string  // the helpdesk's origin
 }
 
 func (w *originResponse) writer() *transformingWriter { return &w.transformingWriter }
 
 // onHeader applies the header rules, to informational responses too.
 func (w *originResponse) onHeader(status int) responseBody {
-	rewrite.RewriteOriginResponseHeaders(w.Header(), w.p.originMapper, w.doc, w.ancestors, sessionCookieNames)
+	rewrite.RewriteOriginResponseHeaders(w.Header(), w.p.originMapper, &w.doc, w.ancestors, sessionCookieNames)
 	if status >= 200 || status == http.StatusSwitchingProtocols {
 		w.p.statuses.count(status)
 	}

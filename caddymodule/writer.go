@@ -32,22 +32,34 @@ type responseBody interface {
 }
 
 // transformingWriter is a ResponseWriterWrapper whose body goes through
-// a transform its owner picks, in onHeader, when the header is written;
-// with none, the body passes straight through, unbuffered.
+// a transform its owner's rules pick when the header is written; with
+// none, the body passes straight through, unbuffered.
 type transformingWriter struct {
 	caddyhttp.ResponseWriterWrapper
 	wroteHeader bool
 	body        responseBody
-	// onHeader adjusts the header for status and returns the body's
-	// transform (used only for a final status: 2xx to 5xx, or 101).
-	onHeader func(status int) responseBody
+	rules       headerRules
+}
+
+// headerRules are what a response wrapper does when the header is
+// written: onHeader adjusts the header for status and returns the body's
+// transform (used only for a final status: 2xx to 5xx, or 101).
+type headerRules interface {
+	onHeader(status int) responseBody
+}
+
+// wrap makes w the writer of rules' response to the browser's writer rw.
+// (An interface rather than a func field: a method value would cost an
+// allocation on every request.)
+func (w *transformingWriter) wrap(rw http.ResponseWriter, rules headerRules) {
+	*w = transformingWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: rw}, rules: rules}
 }
 
 func (w *transformingWriter) WriteHeader(status int) {
 	if w.wroteHeader {
 		return
 	}
-	body := w.onHeader(status)
+	body := w.rules.onHeader(status)
 	if status >= 200 || status == http.StatusSwitchingProtocols {
 		w.wroteHeader, w.body = true, body
 	}
@@ -100,7 +112,16 @@ func (w *transformingWriter) FlushError() error {
 	if w.body != nil {
 		return w.body.Flush()
 	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
+	return flush(w.ResponseWriter)
+}
+
+// flush flushes rw as http.ResponseController does, without allocating
+// one on every flush when rw (Caddy's own writers do) can say how it went.
+func flush(rw http.ResponseWriter) error {
+	if f, ok := rw.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
+	return http.NewResponseController(rw).Flush()
 }
 
 // Flush is FlushError for callers that look for http.Flusher.
@@ -125,7 +146,7 @@ func (w *transformingWriter) serveThrough(serve func(http.ResponseWriter) error,
 			// panics, so that the browser gets what came (net/http drops
 			// what it buffers); what the transform held is only written
 			// now, so flush again. Best effort: the response is broken.
-			_ = http.NewResponseController(w.ResponseWriter).Flush()
+			_ = flush(w.ResponseWriter)
 		}
 	}()
 	err = serve(w)
