@@ -141,14 +141,10 @@ func (p *netPolicy) checkHost(ctx context.Context, host string) error {
 // resolves elsewhere (DNS rebinding) gains nothing. The app is dialled
 // directly, never through a proxy from the environment, whose address
 // would be the one checked.
-func (p *netPolicy) restrictDial(mod any) error {
-	rp, ok := mod.(*reverseproxy.Handler)
-	if !ok {
-		return fmt.Errorf("restricting an account app's connections: unexpected proxy %T", mod)
-	}
-	ht, ok := rp.Transport.(*reverseproxy.HTTPTransport)
-	if !ok || ht.Transport == nil {
-		return fmt.Errorf("restricting an account app's connections: unexpected transport %T", rp.Transport)
+func (p *netPolicy) restrictDial(ap *appProxy) error {
+	ht := ap.httpTransport()
+	if ht == nil || ht.Transport == nil {
+		return fmt.Errorf("restricting an account app's connections: unexpected transport %T", ap.proxy.Transport)
 	}
 	if ht.Transport.DialTLSContext != nil {
 		return errors.New("restricting an account app's connections: its transport dials TLS itself")

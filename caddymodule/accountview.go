@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 )
 
@@ -127,7 +126,7 @@ func (a *accountProxies) build(h *Handler, cfg *AppConfig) (*accountProxy, error
 	ctx, _ := caddy.NewContext(base)
 	p, err := h.newAppProxy(ctx, cfg)
 	if err == nil {
-		if err = a.store.policy.restrictDial(p.proxy); err != nil {
+		if err = a.store.policy.restrictDial(p); err != nil {
 			cleanupProxy(p)
 		}
 	}
@@ -151,9 +150,7 @@ func (a *accountProxies) build(h *Handler, cfg *AppConfig) (*accountProxy, error
 // config's when it is unloaded: its upstreams leave the pool, its
 // WebSocket and streaming connections are closed, and its idle ones.
 func cleanupProxy(p *appProxy) {
-	if rp, ok := p.proxy.(*reverseproxy.Handler); ok {
-		rp.Cleanup()
-	}
+	p.proxy.Cleanup()
 	p.closeIdle()
 }
 

@@ -32,7 +32,7 @@ type appProxy struct {
 	reservedCookies   []string        // the gateway's session cookies and the helpdesk's: never sent to an app origin
 	mapper            *rewrite.Mapper // path mode: upstream base path to {prefix}<id>/
 	originMapper      *rewrite.Mapper // origin mode: upstream origin to the app's origin
-	proxy             caddyhttp.MiddlewareHandler
+	proxy             *reverseproxy.Handler
 	signer            jose.Signer // the app's assertions and context tokens
 	state             *sharedState
 	statuses          *statusClasses
@@ -46,11 +46,18 @@ type appProxy struct {
 
 // closeIdle closes the idle connections of the app's transport.
 func (p *appProxy) closeIdle() {
-	if rp, ok := p.proxy.(*reverseproxy.Handler); ok {
-		if t, ok := rp.Transport.(*reverseproxy.HTTPTransport); ok && t.Transport != nil {
-			t.Transport.CloseIdleConnections()
-		}
+	if t := p.httpTransport(); t != nil && t.Transport != nil {
+		t.Transport.CloseIdleConnections()
 	}
+}
+
+// httpTransport is the Caddy HTTP transport under the app's upstreamHost.
+func (p *appProxy) httpTransport() *reverseproxy.HTTPTransport {
+	if uh, ok := p.proxy.Transport.(upstreamHost); ok {
+		t, _ := uh.RoundTripper.(*reverseproxy.HTTPTransport)
+		return t
+	}
+	return nil
 }
 
 // newAppProxy sets up the proxy of app for handler h.
@@ -70,6 +77,8 @@ func (h *Handler) newAppProxy(ctx caddy.Context, app *AppConfig) (*appProxy, err
 	if err != nil {
 		return nil, fmt.Errorf("loading its reverse proxy: %v", err)
 	}
+	rp := mod.(*reverseproxy.Handler)
+	rp.Transport = upstreamHost{RoundTripper: rp.Transport, host: app.upstream.Host}
 	mapper := rewrite.NewMapper(app.upstream, h.Prefix+app.id+"/")
 	assets := loadAssets()
 	tag := shimTag(assets, h.Prefix, app.id, mapper)
@@ -83,7 +92,7 @@ func (h *Handler) newAppProxy(ctx caddy.Context, app *AppConfig) (*appProxy, err
 		reservedCookies:   append(slices.Clone(sessionCookieNames), h.sessionCookie()),
 		mapper:            mapper,
 		originMapper:      rewrite.NewMapper(&url.URL{Scheme: app.upstream.Scheme, Host: app.upstream.Host, Path: "/"}, "/"),
-		proxy:             mod.(caddyhttp.MiddlewareHandler),
+		proxy:             rp,
 		signer:            signer,
 		state:             registry.state,
 		statuses:          h.metrics.classesFor(app.id),
@@ -120,11 +129,24 @@ func reverseProxyConfig(app *AppConfig) (json.RawMessage, error) {
 	cfg := map[string]any{
 		"upstreams": []map[string]string{{"dial": net.JoinHostPort(u.Hostname(), port)}},
 		"transport": transport,
-		"headers": map[string]any{"request": map[string]any{"set": map[string][]string{
-			"Host": {u.Host},
-		}}},
 	}
 	return json.Marshal(cfg)
+}
+
+// upstreamHost is an app's transport: it sends each request with the
+// app's own Host, after the reverse proxy has put the browser's in
+// X-Forwarded-Host. A "header_up Host" op would do the same, at the cost
+// of a copy of the request's header map on every request (Caddy keeps the
+// original to start each retry from). The request is the reverse proxy's
+// own copy, so setting its Host here is what the op would have done.
+type upstreamHost struct {
+	http.RoundTripper
+	host string
+}
+
+func (t upstreamHost) RoundTrip(req *http.Request) (*http.Response, error) {
+	req.Host = t.host
+	return t.RoundTripper.RoundTrip(req)
 }
 
 var noNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
