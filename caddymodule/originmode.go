@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"iter"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -69,12 +68,18 @@ func (h *Handler) appHostID(host string) (id string, ok bool) {
 	return strings.ToLower(host[:n]), true
 }
 
-// portOf is ":port" of a Host header, or "".
+// portOf is ":port" of a Host header, or "". (Not net.SplitHostPort,
+// whose error for the usual Host without a port costs an allocation on
+// every request.)
 func portOf(host string) string {
-	if _, port, err := net.SplitHostPort(host); err == nil && port != "" {
-		return ":" + port
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 || strings.IndexByte(host[i:], ']') >= 0 {
+		return ""
 	}
-	return ""
+	if port := host[i+1:]; port == "" || strings.Trim(port, "0123456789") != "" {
+		return ""
+	}
+	return host[i:]
 }
 
 func schemeOf(r *http.Request) string {

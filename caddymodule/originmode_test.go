@@ -706,3 +706,20 @@ func TestOriginModeAppsCannotActOnEachOther(t *testing.T) {
 		t.Errorf("/_dashboard_apps/ on an app origin: %d, or it reached the app", resp.StatusCode)
 	}
 }
+
+func TestPortOf(t *testing.T) {
+	for host, want := range map[string]string{
+		"helpdesk.example.com":       "",
+		"helpdesk.example.com:8443":  ":8443",
+		"helpdesk.example.com:":      "",
+		"orders.apps.localhost:9080": ":9080",
+		"[::1]:9080":                 ":9080",
+		"[::1]":                      "",
+		"host:80x":                   "",
+		"":                           "",
+	} {
+		if got := portOf(host); got != want {
+			t.Errorf("portOf(%q) = %q, want %q", host, got, want)
+		}
+	}
+}
