@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"sort"
@@ -51,13 +52,18 @@ func main() {
 	rounds := flag.Int("rounds", 5, "A/B rounds per scenario")
 	slice := flag.Duration("slice", 250*time.Millisecond, "how long each side runs before the other takes over, within a round")
 	duration := flag.Duration("duration", 2*time.Second, "load per run")
+	warmup := flag.Duration("warmup", time.Second, "load per side before a scenario's rounds, not counted")
 	conns := flag.Int("conns", 16, "concurrent connections")
-	only := flag.String("only", "", "run only scenarios whose name contains this")
+	only := flag.String("only", "", "run only scenarios whose name matches this regular expression (a part of a name will do)")
 	verbose := flag.Bool("v", false, "print each round's ratio")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file (go tool pprof -sample_index=alloc_objects)")
 	flag.Parse()
 	log.SetFlags(0)
+	onlyRE, err := regexp.Compile(*only)
+	if err != nil {
+		log.Fatalf("-only %q: %v", *only, err)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -131,13 +137,17 @@ func main() {
 	fmt.Printf("|---|---:|---:|---:|---|---|---|---|\n")
 	failed := false
 	for _, s := range scenarios {
-		if *only != "" && !strings.Contains(s.name, *only) {
+		if !onlyRE.MatchString(s.name) {
 			continue
 		}
 		var ratios []float64
 		var plainRuns, gwRuns []result
+		plain, gateway := sides(s)
+		// Warm both sides at full load first: connections, buffers and
+		// pools a previous scenario left warm on one side only would
+		// otherwise favour that side for rounds.
+		driveAlternately(client, plain, gateway, *conns, *warmup, *slice)
 		for i := 0; i < *rounds; i++ {
-			plain, gateway := sides(s)
 			p, g := driveAlternately(client, plain, gateway, *conns, *duration, *slice)
 			plainRuns, gwRuns = append(plainRuns, p), append(gwRuns, g)
 			ratios = append(ratios, g.rps/p.rps)
