@@ -224,7 +224,7 @@ func (o *heldOutput) flush() {
 	}
 	o.pending = false
 	if o.err = o.writeHeld(); o.err == nil {
-		o.err = flush(o.rw)
+		o.err = http.NewResponseController(o.rw).Flush()
 	}
 }
 
@@ -292,7 +292,7 @@ func (b directBody) Flush() error {
 	if err := b.bodyTransform.Flush(); err != nil {
 		return err
 	}
-	return flush(b.rw)
+	return http.NewResponseController(b.rw).Flush()
 }
 
 func (b directBody) end(bool) error { return b.bodyTransform.Close() }

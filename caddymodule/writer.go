@@ -112,16 +112,7 @@ func (w *transformingWriter) FlushError() error {
 	if w.body != nil {
 		return w.body.Flush()
 	}
-	return flush(w.ResponseWriter)
-}
-
-// flush flushes rw as http.ResponseController does, without allocating
-// one on every flush when rw (Caddy's own writers do) can say how it went.
-func flush(rw http.ResponseWriter) error {
-	if f, ok := rw.(interface{ FlushError() error }); ok {
-		return f.FlushError()
-	}
-	return http.NewResponseController(rw).Flush()
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // Flush is FlushError for callers that look for http.Flusher.
@@ -146,7 +137,7 @@ func (w *transformingWriter) serveThrough(serve func(http.ResponseWriter) error,
 			// panics, so that the browser gets what came (net/http drops
 			// what it buffers); what the transform held is only written
 			// now, so flush again. Best effort: the response is broken.
-			_ = flush(w.ResponseWriter)
+			_ = http.NewResponseController(w.ResponseWriter).Flush()
 		}
 	}()
 	err = serve(w)
