@@ -57,9 +57,7 @@ func (h *Handler) appHostID(host string) (id string, ok bool) {
 	if h.AppDomain == "" {
 		return "", false
 	}
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
-		host = host[:i]
-	}
+	host, _ = cutPort(host)
 	host = strings.TrimSuffix(host, ".")
 	n := len(host) - len(h.AppDomain) - 1
 	if n < 1 || host[n] != '.' || !strings.EqualFold(host[n+1:], h.AppDomain) {
@@ -68,18 +66,25 @@ func (h *Handler) appHostID(host string) (id string, ok bool) {
 	return strings.ToLower(host[:n]), true
 }
 
-// portOf is ":port" of a Host header, or "". (Not net.SplitHostPort,
-// whose error for the usual Host without a port costs an allocation on
-// every request.)
-func portOf(host string) string {
+// cutPort splits a Host header into its name and ":port" (port "" when
+// there is none, or it is not a number; the name never keeps it). Not
+// net.SplitHostPort, whose error for the usual Host without a port costs
+// an allocation on every request.
+func cutPort(host string) (name, port string) {
 	i := strings.LastIndexByte(host, ':')
 	if i < 0 || strings.IndexByte(host[i:], ']') >= 0 {
-		return ""
+		return host, ""
 	}
-	if port := host[i+1:]; port == "" || strings.Trim(port, "0123456789") != "" {
-		return ""
+	if digits := host[i+1:]; digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return host[:i], ""
 	}
-	return host[i:]
+	return host[:i], host[i:]
+}
+
+// portOf is ":port" of a Host header, or "".
+func portOf(host string) string {
+	_, port := cutPort(host)
+	return port
 }
 
 func schemeOf(r *http.Request) string {

@@ -707,19 +707,19 @@ func TestOriginModeAppsCannotActOnEachOther(t *testing.T) {
 	}
 }
 
-func TestPortOf(t *testing.T) {
-	for host, want := range map[string]string{
-		"helpdesk.example.com":       "",
-		"helpdesk.example.com:8443":  ":8443",
-		"helpdesk.example.com:":      "",
-		"orders.apps.localhost:9080": ":9080",
-		"[::1]:9080":                 ":9080",
-		"[::1]":                      "",
-		"host:80x":                   "",
-		"":                           "",
+func TestCutPort(t *testing.T) {
+	for host, want := range map[string][2]string{
+		"helpdesk.example.com":       {"helpdesk.example.com", ""},
+		"helpdesk.example.com:8443":  {"helpdesk.example.com", ":8443"},
+		"helpdesk.example.com:":      {"helpdesk.example.com", ""},
+		"orders.apps.localhost:9080": {"orders.apps.localhost", ":9080"},
+		"[::1]:9080":                 {"[::1]", ":9080"},
+		"[::1]":                      {"[::1]", ""},
+		"host:80x":                   {"host", ""},
+		"":                           {"", ""},
 	} {
-		if got := portOf(host); got != want {
-			t.Errorf("portOf(%q) = %q, want %q", host, got, want)
+		if name, port := cutPort(host); name != want[0] || port != want[1] {
+			t.Errorf("cutPort(%q) = %q, %q, want %q, %q", host, name, port, want[0], want[1])
 		}
 	}
 }
