@@ -20,9 +20,8 @@ func (p *appProxy) serveOrigin(w http.ResponseWriter, r *http.Request, who agent
 	// r itself is cleaned and sent, unlike in path mode, where the
 	// browser's request is still read after: nothing reads it once the
 	// app's proxy has it, and Caddy's reverse proxy takes its own copy.
-	up := r
-	p.cleanRequest(up)
-	h := up.Header
+	p.cleanRequest(r)
+	h := r.Header
 	// The app's cookies under their own names; not the gateway's session,
 	// nor the helpdesk's, which a Domain cookie of the parent domain
 	// would bring along.
@@ -32,7 +31,7 @@ func (p *appProxy) serveOrigin(w http.ResponseWriter, r *http.Request, who agent
 		h.Del("Cookie")
 	}
 	p.mapOrigin(h, self, func(ref string) (string, bool) { return p.mapper.Origin() + ref[len(self):], true })
-	return p.forward(w, r, up, who, or)
+	return p.forward(w, r, r, who, or)
 }
 
 // originResponse applies origin mode's header rules to an app's response
