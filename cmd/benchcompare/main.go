@@ -52,7 +52,6 @@ func main() {
 	rounds := flag.Int("rounds", 5, "A/B rounds per scenario")
 	slice := flag.Duration("slice", 250*time.Millisecond, "how long each side runs before the other takes over, within a round")
 	duration := flag.Duration("duration", 2*time.Second, "load per run")
-	warmup := flag.Duration("warmup", time.Second, "load per side before a scenario's rounds, not counted")
 	conns := flag.Int("conns", 16, "concurrent connections")
 	only := flag.String("only", "", "run only scenarios whose name matches this regular expression (a part of a name will do)")
 	verbose := flag.Bool("v", false, "print each round's ratio")
@@ -143,10 +142,6 @@ func main() {
 		var ratios []float64
 		var plainRuns, gwRuns []result
 		plain, gateway := sides(s)
-		// Warm both sides at full load first: connections, buffers and
-		// pools a previous scenario left warm on one side only would
-		// otherwise favour that side for rounds.
-		driveAlternately(client, plain, gateway, *conns, *warmup, *slice)
 		for i := 0; i < *rounds; i++ {
 			p, g := driveAlternately(client, plain, gateway, *conns, *duration, *slice)
 			plainRuns, gwRuns = append(plainRuns, p), append(gwRuns, g)
