@@ -85,8 +85,8 @@ func main() {
 		log.Fatalf("run from the repository root: %v", err)
 	}
 	origin := startOrigin(page, torture)
-	plainAddr, gatewayAddr, originModeAddr := freeAddr(), freeAddr(), freeAddr()
-	if err := loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr); err != nil {
+	plainAddr, gatewayAddr, originModeAddr, plainOriginAddr := freeAddr(), freeAddr(), freeAddr(), freeAddr()
+	if err := loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr, plainOriginAddr); err != nil {
 		log.Fatal(err)
 	}
 	defer caddy.Stop()
@@ -117,6 +117,12 @@ func main() {
 	sides := func(s scenario) (plain, gateway target) {
 		plain, gateway = targetOf(plainAddr, s.plain), targetOf(gatewayAddr, s.gateway)
 		if s.origin {
+			// A plain server of their own, idle and busy when the
+			// origin-mode server is: a server that sat idle while another
+			// was loaded measures 8-10% slower than that one for tens of
+			// seconds (two plain servers do it too), which would be
+			// charged to origin mode.
+			plain = targetOf(plainOriginAddr, s.plain)
 			gateway = target{url: "http://" + originModeAddr + s.gateway, host: "bench.apps.test", cookie: appSession}
 		}
 		return plain, gateway
@@ -342,7 +348,7 @@ func startOrigin(page, torture []byte) string {
 const contextBody = `{"event":"appContext","data":{"conversation":{"id":1,"account_id":1,"inbox_id":1,"status":"open","contact":{"id":401,"name":"Contact 1","email":"c1@example.com","phone_number":null}},"contact":{"id":401,"name":"Contact 1","email":"c1@example.com","phone_number":null},"currentAgent":{"id":7,"name":"Bench Agent","email":"agent@example.com"},"token":"` +
 	`eyJhbGciOiJFZERTQSIsImtpZCI6IjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAiLCJ0eXAiOiJKV1QifQ.eyJhY2NvdW50IjoxLCJhdWQiOiJiZW5jaCIsImNvbnRhY3QiOjQwMSwiY29udmVyc2F0aW9uIjoxLCJlbWFpbCI6ImFnZW50QGV4YW1wbGUuY29tIiwiZXhwIjoxNzAwMDAwMzAwLCJpYXQiOjE3MDAwMDAwMDAsIm5hbWUiOiJCZW5jaCBBZ2VudCIsInJvbGUiOiJhZ2VudCIsInN1YiI6IjcifQ.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}`
 
-func loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr string) error {
+func loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr, plainOriginAddr string) error {
 	dir, err := os.MkdirTemp("", "benchcompare-")
 	if err != nil {
 		return err
@@ -378,6 +384,10 @@ func loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr string) error {
 						map[string]any{"handler": "dashboard_apps", "helpdesk_api": "http://" + origin},
 						proxy,
 					}}},
+				},
+				"plain_origin_mode": map[string]any{
+					"listen": []string{plainOriginAddr},
+					"routes": []any{map[string]any{"handle": []any{proxy}}},
 				},
 				"origin_mode": map[string]any{
 					"listen": []string{originModeAddr},
