@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -208,25 +207,16 @@ func (h *Handler) sessionAgent(r *http.Request, app *AppConfig) (agent, bool) {
 	// Every cookie of that name is tried: another app's script may have
 	// tossed one of the same name onto the parent domain (on http, where
 	// the __Host- prefix is not to be had), which the browser sends first.
-	var sess appSession
-	var secret string
-	ok := false
+	// What is cached on the agent's behalf (identity assertions) is keyed
+	// by the session, as by the credentials in path mode: by the hash of
+	// the secret, which never collides with a credential key (a secret
+	// has no NUL byte; what path mode hashes always has one).
 	for v := range cookieValues(r.Header["Cookie"], sessionCookieName(r)) {
-		if sess, ok = h.sessions.lookup(r.Context(), app.id, v); ok && sess.Agent != nil {
-			secret = v
-			break
+		if sess, ok := h.sessions.lookup(r.Context(), app.id, v); ok && sess.Agent != nil {
+			return agent{key: credentialKey(sess.digest), profile: sess.Agent}, true
 		}
 	}
-	if secret == "" {
-		return agent{}, false
-	}
-	// What is cached on the agent's behalf (identity assertions) is keyed
-	// by the session, as by the credentials in path mode: a hash of the
-	// secret, in a domain of its own.
-	var buf [128]byte
-	n := copy(buf[:], "session\x00")
-	n += copy(buf[n:], secret) // wellFormed: 43 bytes
-	return agent{key: credentialKey(sha256.Sum256(buf[:n])), profile: sess.Agent}, true
+	return agent{}, false
 }
 
 // cookieValues iterates over the values of the cookies named name in the

@@ -80,6 +80,11 @@ type appSession struct {
 	Agent          *profile  `json:"agent"`
 	HelpdeskOrigin string    `json:"helpdesk_origin"`
 	Expires        time.Time `json:"expires"`
+
+	// digest is the SHA-256 of the session's secret, set by lookup: the
+	// name of its record and the key of what is cached on its agent's
+	// behalf, so that a request hashes its secret once.
+	digest [sha256.Size]byte
 }
 
 // ticketRecord is a ticket not yet redeemed: the session it starts and the
@@ -231,8 +236,7 @@ func (s *sessionStore) reload(ctx context.Context, app string, digest [sha256.Si
 	if sess.App != app || !time.Now().Before(sess.Expires) {
 		return appSession{}, false
 	}
-	s.remember(digest, sess)
-	return sess, true
+	return s.remember(digest, sess), true
 }
 
 // renew extends by lifetime from now the session that handle renews, when
@@ -349,8 +353,10 @@ func (s *sessionStore) expires(ctx context.Context, key string) (time.Time, erro
 
 // remember caches sess, making room when the cache is full: expired
 // sessions go first; when all are live, a tenth of them (arbitrary ones)
-// go, so that a full cache is not scanned on every insertion.
-func (s *sessionStore) remember(digest [sha256.Size]byte, sess appSession) {
+// go, so that a full cache is not scanned on every insertion. It returns
+// sess as cached: with its digest.
+func (s *sessionStore) remember(digest [sha256.Size]byte, sess appSession) appSession {
+	sess.digest = digest
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.cache[digest]; !ok && len(s.cache) >= s.cacheMax {
@@ -368,6 +374,7 @@ func (s *sessionStore) remember(digest [sha256.Size]byte, sess appSession) {
 		}
 	}
 	s.cache[digest] = sess
+	return sess
 }
 
 func (s *sessionStore) put(ctx context.Context, key string, v any) error {

@@ -126,6 +126,10 @@ func TestSessionOpenRedeemLookup(t *testing.T) {
 	if !ok || got.App != "orders" || *got.Agent.ID != 7 || !got.Expires.Equal(sess.Expires) {
 		t.Errorf("lookup: %+v %v", got, ok)
 	}
+	// Its digest keys what is cached for its agent: the secret's hash.
+	if got.digest != digestToken(secret) {
+		t.Errorf("looked-up session's digest %x, want the secret's hash", got.digest)
+	}
 	// A hit is served from memory.
 	before := probe.calls.Load()
 	if _, ok := s.lookup(ctx, "orders", secret); !ok || probe.calls.Load() != before {
@@ -313,7 +317,7 @@ func TestSessionSurvivesRestart(t *testing.T) {
 	ticket, _, _ := before.open(ctx, testSession("orders", 8))
 
 	after, _ := newProbedStore(dir, time.Hour)
-	if sess, ok := after.lookup(ctx, "orders", secret); !ok || *sess.Agent.ID != 7 {
+	if sess, ok := after.lookup(ctx, "orders", secret); !ok || *sess.Agent.ID != 7 || sess.digest != digestToken(secret) {
 		t.Errorf("session lost across a restart: %+v %v", sess, ok)
 	}
 	if err := after.renew(ctx, "orders", renew, 7); err != nil {
