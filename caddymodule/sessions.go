@@ -81,9 +81,10 @@ type appSession struct {
 	HelpdeskOrigin string    `json:"helpdesk_origin"`
 	Expires        time.Time `json:"expires"`
 
-	// digest is the SHA-256 of the session's secret, set by lookup: the
-	// name of its record and the key of what is cached on its agent's
-	// behalf, so that a request hashes its secret once.
+	// digest is the SHA-256 of the session's secret, set on what lookup
+	// returns (the cache's key, not kept in its values): the name of its
+	// record and the key of what is cached on its agent's behalf, so that
+	// a request hashes its secret once.
 	digest [sha256.Size]byte
 }
 
@@ -220,10 +221,14 @@ func (s *sessionStore) lookup(ctx context.Context, app, secret string) (appSessi
 	if cached && sess.App != app {
 		return appSession{}, false // a session's app never changes
 	}
-	if cached && time.Now().Before(sess.Expires) {
-		return sess, true
+	if !cached || !time.Now().Before(sess.Expires) {
+		var ok bool
+		if sess, ok = s.reload(ctx, app, digest); !ok {
+			return appSession{}, false
+		}
 	}
-	return s.reload(ctx, app, digest)
+	sess.digest = digest
+	return sess, true
 }
 
 // reload is lookup's way to storage, apart so that a hit does not pay for
@@ -236,7 +241,8 @@ func (s *sessionStore) reload(ctx context.Context, app string, digest [sha256.Si
 	if sess.App != app || !time.Now().Before(sess.Expires) {
 		return appSession{}, false
 	}
-	return s.remember(digest, sess), true
+	s.remember(digest, sess)
+	return sess, true
 }
 
 // renew extends by lifetime from now the session that handle renews, when
@@ -353,10 +359,8 @@ func (s *sessionStore) expires(ctx context.Context, key string) (time.Time, erro
 
 // remember caches sess, making room when the cache is full: expired
 // sessions go first; when all are live, a tenth of them (arbitrary ones)
-// go, so that a full cache is not scanned on every insertion. It returns
-// sess as cached: with its digest.
-func (s *sessionStore) remember(digest [sha256.Size]byte, sess appSession) appSession {
-	sess.digest = digest
+// go, so that a full cache is not scanned on every insertion.
+func (s *sessionStore) remember(digest [sha256.Size]byte, sess appSession) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.cache[digest]; !ok && len(s.cache) >= s.cacheMax {
@@ -374,7 +378,6 @@ func (s *sessionStore) remember(digest [sha256.Size]byte, sess appSession) appSe
 		}
 	}
 	s.cache[digest] = sess
-	return sess
 }
 
 func (s *sessionStore) put(ctx context.Context, key string, v any) error {
