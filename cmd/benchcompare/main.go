@@ -122,7 +122,9 @@ func main() {
 			// was loaded measures 8-10% slower than that one for tens of
 			// seconds (two plain servers do it too), which would be
 			// charged to origin mode.
-			plain = targetOf(plainOriginAddr, s.plain)
+			// Both get the same request: the app's Host and the session
+			// cookie, which plain Caddy passes on and the gateway takes out.
+			plain = target{url: "http://" + plainOriginAddr + s.plain, host: "bench.apps.test", cookie: appSession}
 			gateway = target{url: "http://" + originModeAddr + s.gateway, host: "bench.apps.test", cookie: appSession}
 		}
 		return plain, gateway
