@@ -33,13 +33,25 @@ import (
 )
 
 // scenario is one pair of requests: the same work through plain Caddy and
-// through the gateway (at the same path unless gateway says otherwise; on
-// an app's own origin, in origin mode, when origin is set).
+// through the gateway (at the same path unless gateway says otherwise), in
+// path mode, on an app's own origin, or, as a control, through a second
+// plain Caddy instead of the gateway.
 type scenario struct {
 	name, plain, gateway string
-	origin               bool
+	mode                 mode
 	want                 float64 // the ratio to reach; 0: shown for scale only
 }
+
+type mode int
+
+const (
+	pathMode mode = iota
+	originMode
+	// control measures plain Caddy against plain Caddy, with the requests
+	// of the origin-mode rows: what a ratio moves by on its own in the
+	// same run.
+	control
+)
 
 func (s scenario) target() string {
 	if s.want == 0 {
@@ -86,7 +98,8 @@ func main() {
 	}
 	origin := startOrigin(page, torture)
 	plainAddr, gatewayAddr, originModeAddr, plainOriginAddr := freeAddr(), freeAddr(), freeAddr(), freeAddr()
-	if err := loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr, plainOriginAddr); err != nil {
+	controlAddrs := [2]string{freeAddr(), freeAddr()}
+	if err := loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr, plainOriginAddr, controlAddrs); err != nil {
 		log.Fatal(err)
 	}
 	defer caddy.Stop()
@@ -100,14 +113,15 @@ func main() {
 	targetOf := func(addr, path string) target { return target{url: "http://" + addr + path} }
 
 	scenarios := []scenario{
-		{"asset 1 MiB (app proxy)", "/dashboard-apps/bench/asset.bin", "", false, 0.97},
-		{"HTML 128 KB real-world page (rewritten)", "/dashboard-apps/bench/page.html", "", false, 0.70},
-		{"HTML 130 KB torture page (rewritten)", "/dashboard-apps/bench/torture.html", "", false, 0},
-		{"SPA shell (injected)", "/app/accounts/1/conversations/1", "", false, 0.95},
-		{"helpdesk JSON (passed)", "/api/v1/accounts/1/conversations", "", false, 0.97},
-		{"context, cache hit", "/_static_context", "/_dashboard_apps/context?account=1&conversation=1&app=bench", false, 0.80},
-		{"asset 1 MiB (origin mode)", "/asset.bin", "", true, 0.97},
-		{"HTML 128 KB real-world page (origin mode, untouched)", "/page.html", "", true, 0.97},
+		{"asset 1 MiB (app proxy)", "/dashboard-apps/bench/asset.bin", "", pathMode, 0.97},
+		{"HTML 128 KB real-world page (rewritten)", "/dashboard-apps/bench/page.html", "", pathMode, 0.70},
+		{"HTML 130 KB torture page (rewritten)", "/dashboard-apps/bench/torture.html", "", pathMode, 0},
+		{"SPA shell (injected)", "/app/accounts/1/conversations/1", "", pathMode, 0.95},
+		{"helpdesk JSON (passed)", "/api/v1/accounts/1/conversations", "", pathMode, 0.97},
+		{"context, cache hit", "/_static_context", "/_dashboard_apps/context?account=1&conversation=1&app=bench", pathMode, 0.80},
+		{"asset 1 MiB (origin mode)", "/asset.bin", "", originMode, 0.97},
+		{"HTML 128 KB real-world page (origin mode, untouched)", "/page.html", "", originMode, 0.97},
+		{"control: HTML 128 KB page, plain Caddy on both sides (origin mode requests)", "/page.html", "", control, 0},
 	}
 	for i := range scenarios {
 		if scenarios[i].gateway == "" {
@@ -116,7 +130,7 @@ func main() {
 	}
 	sides := func(s scenario) (plain, gateway target) {
 		plain, gateway = targetOf(plainAddr, s.plain), targetOf(gatewayAddr, s.gateway)
-		if s.origin {
+		if s.mode != pathMode {
 			// A plain server of their own, idle and busy when the
 			// origin-mode server is: a server that sat idle while another
 			// was loaded measures 8-10% slower than that one for tens of
@@ -126,6 +140,10 @@ func main() {
 			// cookie, which plain Caddy passes on and the gateway takes out.
 			plain = target{url: "http://" + plainOriginAddr + s.plain, host: "bench.apps.test", cookie: appSession}
 			gateway = target{url: "http://" + originModeAddr + s.gateway, host: "bench.apps.test", cookie: appSession}
+			if s.mode == control {
+				// Two plain servers of their own, for the same reason.
+				plain.url, gateway.url = "http://"+controlAddrs[0]+s.plain, "http://"+controlAddrs[1]+s.gateway
+			}
 		}
 		return plain, gateway
 	}
@@ -350,7 +368,7 @@ func startOrigin(page, torture []byte) string {
 const contextBody = `{"event":"appContext","data":{"conversation":{"id":1,"account_id":1,"inbox_id":1,"status":"open","contact":{"id":401,"name":"Contact 1","email":"c1@example.com","phone_number":null}},"contact":{"id":401,"name":"Contact 1","email":"c1@example.com","phone_number":null},"currentAgent":{"id":7,"name":"Bench Agent","email":"agent@example.com"},"token":"` +
 	`eyJhbGciOiJFZERTQSIsImtpZCI6IjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAiLCJ0eXAiOiJKV1QifQ.eyJhY2NvdW50IjoxLCJhdWQiOiJiZW5jaCIsImNvbnRhY3QiOjQwMSwiY29udmVyc2F0aW9uIjoxLCJlbWFpbCI6ImFnZW50QGV4YW1wbGUuY29tIiwiZXhwIjoxNzAwMDAwMzAwLCJpYXQiOjE3MDAwMDAwMDAsIm5hbWUiOiJCZW5jaCBBZ2VudCIsInJvbGUiOiJhZ2VudCIsInN1YiI6IjcifQ.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}`
 
-func loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr, plainOriginAddr string) error {
+func loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr, plainOriginAddr string, controlAddrs [2]string) error {
 	dir, err := os.MkdirTemp("", "benchcompare-")
 	if err != nil {
 		return err
@@ -389,6 +407,14 @@ func loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr, plainOriginAddr s
 				},
 				"plain_origin_mode": map[string]any{
 					"listen": []string{plainOriginAddr},
+					"routes": []any{map[string]any{"handle": []any{proxy}}},
+				},
+				"control_a": map[string]any{
+					"listen": []string{controlAddrs[0]},
+					"routes": []any{map[string]any{"handle": []any{proxy}}},
+				},
+				"control_b": map[string]any{
+					"listen": []string{controlAddrs[1]},
 					"routes": []any{map[string]any{"handle": []any{proxy}}},
 				},
 				"origin_mode": map[string]any{
