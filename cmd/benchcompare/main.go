@@ -136,6 +136,7 @@ func main() {
 			// was loaded measures 8-10% slower than that one for tens of
 			// seconds (two plain servers do it too), which would be
 			// charged to origin mode.
+			//
 			// Both get the same request: the app's Host and the session
 			// cookie, which plain Caddy passes on and the gateway takes out.
 			plain = target{url: "http://" + plainOriginAddr + s.plain, host: "bench.apps.test", cookie: appSession}
@@ -374,6 +375,9 @@ func loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr, plainOriginAddr s
 		return err
 	}
 	proxy := map[string]any{"handler": "reverse_proxy", "upstreams": []map[string]string{{"dial": origin}}}
+	plainServer := func(addr string) map[string]any {
+		return map[string]any{"listen": []string{addr}, "routes": []any{map[string]any{"handle": []any{proxy}}}}
+	}
 	cfg := map[string]any{
 		"admin":   map[string]any{"disabled": true},
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
@@ -405,18 +409,9 @@ func loadCaddy(origin, plainAddr, gatewayAddr, originModeAddr, plainOriginAddr s
 						proxy,
 					}}},
 				},
-				"plain_origin_mode": map[string]any{
-					"listen": []string{plainOriginAddr},
-					"routes": []any{map[string]any{"handle": []any{proxy}}},
-				},
-				"control_a": map[string]any{
-					"listen": []string{controlAddrs[0]},
-					"routes": []any{map[string]any{"handle": []any{proxy}}},
-				},
-				"control_b": map[string]any{
-					"listen": []string{controlAddrs[1]},
-					"routes": []any{map[string]any{"handle": []any{proxy}}},
-				},
+				"plain_origin_mode": plainServer(plainOriginAddr),
+				"control_a":         plainServer(controlAddrs[0]),
+				"control_b":         plainServer(controlAddrs[1]),
 				"origin_mode": map[string]any{
 					"listen": []string{originModeAddr},
 					"routes": []any{map[string]any{"handle": []any{
